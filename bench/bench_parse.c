@@ -1,0 +1,93 @@
+/* bench_parse: the baseline of the ingest benchmark — the parse-only rate
+ * of the same bodies bench_webhook sends: each EventList is parsed and
+ * every item validated (kt_audit_parse_doc + kt_audit_event_init), as the
+ * webhook does before queueing, and nothing else. Run on the same cores
+ * with the same threads as the end-to-end run.
+ *
+ *   bench_parse FILE [THREADS] [REPEAT] */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit/kt_audit.h"
+
+struct body {
+  char *data;
+  size_t len;
+};
+
+static struct body *bodies;
+static size_t nbodies, total;
+static atomic_size_t next;
+static atomic_long events;
+
+static void *worker(void *arg)
+{
+  char err[256];
+  for (;;) {
+    size_t i = atomic_fetch_add(&next, 1);
+    if (i >= total)
+      break;
+    const struct body *b = &bodies[i % nbodies];
+    cJSON *root, *items;
+    int single;
+    if (kt_audit_parse_doc(b->data, b->len, &root, &items, &single, err,
+                           sizeof err) != KT_AUDIT_OK)
+      abort();
+    long n = 0;
+    while (cJSON_GetArraySize(items) > 0) {
+      struct kt_audit_event ev;
+      cJSON *it = cJSON_DetachItemFromArray(items, 0);
+      if (kt_audit_event_init(&ev, it, "bench", err, sizeof err) == KT_AUDIT_OK)
+        n++;
+      kt_audit_event_free(&ev);
+    }
+    cJSON_Delete(root);
+    atomic_fetch_add(&events, n);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s FILE [THREADS] [REPEAT]\n", argv[0]);
+    return 2;
+  }
+  int threads = argc > 2 ? atoi(argv[2]) : 2;
+  size_t repeat = argc > 3 ? strtoul(argv[3], NULL, 10) : 1;
+  FILE *f = fopen(argv[1], "rb");
+  if (!f) {
+    perror(argv[1]);
+    return 1;
+  }
+  char *line = NULL;
+  size_t cap = 0, bytes = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    bodies = realloc(bodies, (nbodies + 1) * sizeof *bodies);
+    bodies[nbodies].data = malloc((size_t)n);
+    memcpy(bodies[nbodies].data, line, (size_t)n);
+    bodies[nbodies++].len = (size_t)n;
+    bytes += (size_t)n;
+  }
+  free(line);
+  fclose(f);
+  total = nbodies * repeat;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  pthread_t th[64];
+  for (int i = 0; i < threads; i++)
+    pthread_create(&th[i], NULL, worker, NULL);
+  for (int i = 0; i < threads; i++)
+    pthread_join(th[i], NULL);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+  printf("parse-only: %ld events in %.2fs on %d threads: %.0f events/s, %.0f MB/s\n",
+         (long)events, secs, threads, (double)events / secs,
+         (double)bytes * (double)repeat / secs / 1e6);
+  return 0;
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kelemetry builds, runs and tests with.
+# Idempotent; needs root (or sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+PKGS="build-essential cmake ninja-build pkg-config libmicrohttpd-dev
+  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev zlib1g-dev
+  libcmocka-dev clang libclang-rt-14-dev python3 jq curl"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi

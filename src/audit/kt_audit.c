@@ -1,0 +1,204 @@
+/* kt_audit: see kt_audit.h. Field lookups are done once per event here so
+ * that the consumer never walks cJSON's linked lists again. */
+#include "audit/kt_audit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/kt_time.h"
+
+static const char *err_names[] = {"ok", "bad_json", "not_event",
+                                  "missing_field", "bad_timestamp"};
+
+const char *kt_audit_err_name(enum kt_audit_err e)
+{
+  return err_names[e];
+}
+
+const char *kt_json_str(const cJSON *obj, const char *key)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+cJSON *kt_json_path(const cJSON *obj, const char *dotted)
+{
+  char part[128];
+  const char *p = dotted;
+  const cJSON *cur = obj;
+  while (cur && *p) {
+    const char *dot = strchr(p, '.');
+    size_t n = dot ? (size_t)(dot - p) : strlen(p);
+    if (n >= sizeof part)
+      return NULL;
+    memcpy(part, p, n);
+    part[n] = 0;
+    cur = cJSON_GetObjectItemCaseSensitive(cur, part);
+    p += n + (dot ? 1 : 0);
+  }
+  return (cJSON *)cur;
+}
+
+static int is_audit_api(const char *api)
+{
+  return api && (strcmp(api, "audit.k8s.io/v1") == 0 ||
+                 strcmp(api, "audit.k8s.io/v1beta1") == 0 ||
+                 strcmp(api, "audit.k8s.io/v1alpha1") == 0);
+}
+
+enum kt_audit_err kt_audit_parse_doc(const char *buf, size_t len,
+                                     cJSON **root, cJSON **items, int *single,
+                                     char *err, size_t errlen)
+{
+  *root = cJSON_ParseWithLength(buf, len);
+  if (!*root) {
+    const char *at = cJSON_GetErrorPtr();
+    long off = at && at >= buf && at <= buf + len ? (long)(at - buf) : -1;
+    snprintf(err, errlen, "malformed JSON near byte %ld", off);
+    return KT_AUDIT_BAD_JSON;
+  }
+  const char *kind = kt_json_str(*root, "kind");
+  const char *api = kt_json_str(*root, "apiVersion");
+  *single = 0;
+  if (kind && strcmp(kind, "EventList") == 0 && (!api || is_audit_api(api))) {
+    *items = cJSON_GetObjectItemCaseSensitive(*root, "items");
+    if (cJSON_IsArray(*items))
+      return KT_AUDIT_OK;
+    snprintf(err, errlen, "EventList has no items array");
+  } else if (cJSON_IsObject(*root) && (!kind || strcmp(kind, "Event") == 0) &&
+             (!api || is_audit_api(api)) &&
+             (kind || cJSON_GetObjectItemCaseSensitive(*root, "auditID"))) {
+    /* Falco-style re-serialised lines have no kind/apiVersion. */
+    *items = *root;
+    *single = 1;
+    return KT_AUDIT_OK;
+  } else {
+    snprintf(err, errlen, "not an audit.k8s.io Event or EventList (kind %s)",
+             kind ? kind : "missing");
+  }
+  cJSON_Delete(*root);
+  *root = NULL;
+  return KT_AUDIT_NOT_EVENT;
+}
+
+static void read_object_ref(struct kt_audit_event *ev)
+{
+  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ev->json, "objectRef");
+  if (!cJSON_IsObject(ref))
+    return;
+  ev->has_object_ref = 1;
+  ev->resource = kt_json_str(ref, "resource");
+  ev->namespace = kt_json_str(ref, "namespace");
+  ev->name = kt_json_str(ref, "name");
+  ev->api_group = kt_json_str(ref, "apiGroup");
+  ev->api_version = kt_json_str(ref, "apiVersion");
+  ev->rv = kt_json_str(ref, "resourceVersion");
+  ev->subresource = kt_json_str(ref, "subresource");
+  ev->uid = kt_json_str(ref, "uid");
+  if (!ev->resource)
+    ev->has_object_ref = 0;
+}
+
+static enum kt_audit_err read_times(struct kt_audit_event *ev, char *err,
+                                    size_t errlen)
+{
+  const char *recv = kt_json_str(ev->json, "requestReceivedTimestamp");
+  const char *stage = kt_json_str(ev->json, "stageTimestamp");
+  if (!recv) /* pre-1.12 log lines */
+    recv = kt_json_str(ev->json, "timestamp");
+  if (!recv)
+    recv = stage;
+  if (!recv) {
+    snprintf(err, errlen, "event %s has no timestamp", ev->audit_id);
+    return KT_AUDIT_MISSING_FIELD;
+  }
+  if (kt_time_parse(recv, &ev->received_us) ||
+      (stage && kt_time_parse(stage, &ev->stage_us))) {
+    snprintf(err, errlen, "event %s has a malformed timestamp", ev->audit_id);
+    return KT_AUDIT_BAD_TIMESTAMP;
+  }
+  if (!stage || ev->stage_us < ev->received_us)
+    ev->stage_us = ev->received_us;
+  return KT_AUDIT_OK;
+}
+
+enum kt_audit_err kt_audit_event_init(struct kt_audit_event *ev, cJSON *item,
+                                      const char *cluster, char *err,
+                                      size_t errlen)
+{
+  memset(ev, 0, sizeof *ev);
+  ev->json = item;
+  snprintf(ev->cluster, sizeof ev->cluster, "%s", cluster ? cluster : "");
+  if (!cJSON_IsObject(item)) {
+    snprintf(err, errlen, "item is not a JSON object");
+    goto missing;
+  }
+  ev->audit_id = kt_json_str(item, "auditID");
+  ev->verb = kt_json_str(item, "verb");
+  ev->stage = kt_json_str(item, "stage");
+  if (!ev->stage && !cJSON_GetObjectItemCaseSensitive(item, "stage"))
+    ev->stage = "ResponseComplete"; /* old format logged completed only */
+  if (!ev->audit_id || !ev->verb || !*ev->verb) {
+    snprintf(err, errlen, "event %s lacks %s", ev->audit_id ? ev->audit_id : "?",
+             ev->audit_id ? "verb" : "auditID");
+    goto missing;
+  }
+  const cJSON *user = cJSON_GetObjectItemCaseSensitive(item, "user");
+  ev->username = kt_json_str(user, "username");
+  ev->impersonated = kt_json_str(
+      cJSON_GetObjectItemCaseSensitive(item, "impersonatedUser"), "username");
+  if (!ev->username) {
+    snprintf(err, errlen, "event %s lacks user.username", ev->audit_id);
+    goto missing;
+  }
+  ev->user_agent = kt_json_str(item, "userAgent");
+  const cJSON *code = kt_json_path(item, "responseStatus.code");
+  ev->code = cJSON_IsNumber(code) ? code->valueint : 0;
+  ev->response_object = cJSON_GetObjectItemCaseSensitive(item, "responseObject");
+  if (!cJSON_IsObject(ev->response_object))
+    ev->response_object = NULL;
+  read_object_ref(ev);
+  enum kt_audit_err r = read_times(ev, err, errlen);
+  if (r != KT_AUDIT_OK) {
+    cJSON_Delete(item);
+    ev->json = NULL;
+  }
+  return r;
+missing:
+  cJSON_Delete(item);
+  ev->json = NULL;
+  return KT_AUDIT_MISSING_FIELD;
+}
+
+void kt_audit_event_free(struct kt_audit_event *ev)
+{
+  cJSON_Delete(ev->json);
+  ev->json = NULL;
+}
+
+const char *kt_audit_name(const struct kt_audit_event *ev)
+{
+  if (ev->name && *ev->name)
+    return ev->name;
+  const char *n = kt_json_str(kt_json_path(ev->response_object, "metadata"),
+                              "name");
+  const char *kind = kt_json_str(ev->response_object, "kind");
+  return n && !(kind && strcmp(kind, "Status") == 0) ? n : "";
+}
+
+const char *kt_audit_namespace(const struct kt_audit_event *ev)
+{
+  if (ev->namespace && *ev->namespace)
+    return ev->namespace;
+  const char *ns = kt_json_str(kt_json_path(ev->response_object, "metadata"),
+                               "namespace");
+  return ns ? ns : "";
+}
+
+void kt_audit_object_key(const struct kt_audit_event *ev, char *buf,
+                         size_t len)
+{
+  snprintf(buf, len, "%s/%s/%s/%s/%s", ev->cluster,
+           ev->api_group ? ev->api_group : "", ev->resource ? ev->resource : "",
+           kt_audit_namespace(ev), kt_audit_name(ev));
+}

@@ -1,0 +1,302 @@
+/* kt_consumer: see the header. */
+#include "audit/kt_consumer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/kt_aggregator.h"
+#include "aggregator/kt_kinds.h"
+#include "audit/kt_audit.h"
+#include "audit/kt_filter.h"
+#include "core/kt_log.h"
+#include "core/kt_map.h"
+#include "core/kt_metrics.h"
+#include "core/kt_queue.h"
+#include "diff/kt_decorator.h"
+#include "store/kt_span.h"
+
+struct item {
+  struct kt_queue_item q;
+  struct kt_audit_event ev;
+  char source[64];
+};
+
+struct kt_consumer {
+  struct kt_consumer_opts o;
+  struct kt_filter *filter;
+  struct kt_decorator *dec;
+  struct kt_aggregator *agg;
+  struct kt_queue *queue;
+  pthread_t *threads;
+  unsigned nthreads;
+  struct kt_metric *m_events, *m_rejected;
+  _Atomic uint64_t traced, filtered, failed;
+};
+
+struct worker_arg {
+  struct kt_consumer *c;
+  size_t part;
+};
+
+static const char *status_text(int code)
+{
+  switch (code) {
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 422: return "Unprocessable Entity";
+  case 429: return "Too Many Requests";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return code >= 300 && code < 400 ? "Redirect" : "Error";
+  }
+}
+
+static void add_source_ips(struct kt_span *s, const cJSON *ips)
+{
+  char proxy[1024] = "[";
+  size_t n = 1;
+  int i = 0;
+  const cJSON *ip;
+  cJSON_ArrayForEach(ip, ips) {
+    if (!cJSON_IsString(ip))
+      continue;
+    if (i++ == 0) {
+      kt_span_add_tag(s, "sourceIP", ip->valuestring);
+      continue;
+    }
+    n += (size_t)snprintf(proxy + n, n < sizeof proxy ? sizeof proxy - n : 0,
+                          "%s%s", i > 2 ? " " : "", ip->valuestring);
+  }
+  if (i > 1 && n + 2 < sizeof proxy) {
+    strcat(proxy, "]");
+    kt_span_add_tag(s, "proxy", proxy);
+  }
+}
+
+/* The audit span of §1.4: title, timing and tags. */
+static struct kt_span *audit_span(struct kt_consumer *c, struct item *it)
+{
+  const struct kt_audit_event *ev = &it->ev;
+  const char *user = ev->impersonated && !c->o.ignore_impersonate
+                         ? ev->impersonated : ev->username;
+  char title[512], code[16];
+  int n = snprintf(title, sizeof title, "%s %s", user, ev->verb);
+  if (ev->subresource && *ev->subresource && n > 0 && (size_t)n < sizeof title)
+    n += snprintf(title + n, sizeof title - n, " %s", ev->subresource);
+  if (ev->code >= 300 && n > 0 && (size_t)n < sizeof title)
+    snprintf(title + n, sizeof title - n, " (%s)", status_text(ev->code));
+  struct kt_span *s = kt_span_new("audit", title);
+  if (!s)
+    return NULL;
+  s->start_us = ev->received_us;
+  s->end_us = ev->stage_us;
+  snprintf(code, sizeof code, "%d", ev->code);
+  kt_span_add_tag(s, "auditId", ev->audit_id);
+  kt_span_add_tag(s, "username", user);
+  kt_span_add_tag(s, "userAgent", ev->user_agent ? ev->user_agent : "");
+  kt_span_add_tag(s, "responseCode", code);
+  kt_span_add_tag(s, "resourceVersion", ev->rv ? ev->rv : "");
+  kt_span_add_tag(s, "apiserver", it->source);
+  kt_span_add_tag(s, "tag", ev->verb);
+  add_source_ips(s, cJSON_GetObjectItemCaseSensitive(ev->json, "sourceIPs"));
+  return s;
+}
+
+static void learn_kind(const struct kt_audit_event *ev)
+{
+  const char *kind = kt_json_str(ev->response_object, "kind");
+  if (kind && (!ev->subresource || !*ev->subresource) &&
+      kt_decorator_body(ev))
+    kt_kinds_learn(ev->api_group ? ev->api_group : "", kind, ev->resource);
+}
+
+static void process(struct kt_consumer *c, struct item *it)
+{
+  struct kt_audit_event *ev = &it->ev;
+  const char *why = kt_filter_check(c->filter, ev);
+  if (why) {
+    kt_metric_inc(c->m_events, (const char *const[]){ev->cluster, why});
+    c->filtered++;
+    return;
+  }
+  learn_kind(ev);
+  char key[1024];
+  kt_audit_object_key(ev, key, sizeof key);
+  struct kt_span *s = audit_span(c, it);
+  if (!s) {
+    c->failed++;
+    return;
+  }
+  kt_decorator_apply(c->dec, ev, key, s);
+  struct kt_object obj = {ev->cluster, ev->api_group ? ev->api_group : "",
+                          ev->api_version, ev->resource,
+                          kt_audit_namespace(ev), kt_audit_name(ev), ev->uid,
+                          kt_decorator_body(ev)};
+  int rc = kt_aggregator_send(c->agg, &obj, s);
+  if (rc)
+    c->failed++;
+  else
+    c->traced++;
+  kt_metric_inc(c->m_events, (const char *const[]){
+                                 ev->cluster, rc ? "aggregator_error" : "traced"});
+}
+
+static void *worker(void *p)
+{
+  struct worker_arg *wa = p;
+  struct kt_consumer *c = wa->c;
+  struct kt_queue_item *qi;
+  while ((qi = kt_queue_pop(c->queue, wa->part))) {
+    struct item *it = (struct item *)qi;
+    process(c, it);
+    kt_audit_event_free(&it->ev);
+    free(it);
+    kt_queue_done(c->queue, 1);
+  }
+  free(wa);
+  return NULL;
+}
+
+int kt_consumer_new(const struct kt_consumer_opts *o, struct kt_filter *f,
+                    struct kt_decorator *d, struct kt_aggregator *a,
+                    struct kt_consumer **out)
+{
+  struct kt_consumer *c = calloc(1, sizeof *c);
+  if (!c)
+    return -ENOMEM;
+  c->o = *o;
+  if (!c->o.workers)
+    c->o.workers = 2;
+  if (!c->o.queue_limit)
+    c->o.queue_limit = 20000;
+  c->filter = f;
+  c->dec = d;
+  c->agg = a;
+  struct kt_metrics *r = kt_metrics_default();
+  c->m_events = kt_metrics_counter(r, "audit_consumer_event_total",
+      "Audit events consumed, by outcome (traced or the filter's reason)",
+      (const char *const[]){"cluster", "outcome", NULL});
+  c->m_rejected = kt_metrics_counter(r, "audit_rejected_total",
+      "Audit events refused at ingest, by reason",
+      (const char *const[]){"reason", NULL});
+  int rc = kt_queue_new(c->o.workers, c->o.queue_limit, &c->queue);
+  c->threads = calloc(c->o.workers, sizeof *c->threads);
+  if (rc || !c->threads) {
+    kt_queue_free(c->queue);
+    free(c->threads);
+    free(c);
+    return rc ? rc : -ENOMEM;
+  }
+  for (unsigned i = 0; i < c->o.workers; i++) {
+    struct worker_arg *wa = malloc(sizeof *wa);
+    wa->c = c;
+    wa->part = i;
+    pthread_create(&c->threads[i], NULL, worker, wa);
+    c->nthreads++;
+  }
+  *out = c;
+  return 0;
+}
+
+void kt_consumer_free(struct kt_consumer *c)
+{
+  if (!c)
+    return;
+  kt_queue_wait_idle(c->queue);
+  kt_queue_close(c->queue);
+  for (unsigned i = 0; i < c->nthreads; i++)
+    pthread_join(c->threads[i], NULL);
+  kt_queue_free(c->queue);
+  free(c->threads);
+  free(c);
+}
+
+static size_t partition_of(const struct kt_audit_event *ev, size_t n)
+{
+  char key[1024];
+  kt_audit_object_key(ev, key, sizeof key);
+  return (size_t)(kt_hash(key, strlen(key)) % n);
+}
+
+static void reject(struct kt_consumer *c, struct kt_submit_result *res,
+                   int index, enum kt_audit_err e, const char *err)
+{
+  res->rejected++;
+  kt_metric_inc(c->m_rejected, (const char *const[]){kt_audit_err_name(e)});
+  if (res->first_bad < 0) {
+    res->first_bad = index;
+    res->first_reason = kt_audit_err_name(e);
+    snprintf(res->first_err, sizeof res->first_err, "%s", err);
+  }
+}
+
+int kt_consumer_submit(struct kt_consumer *c, const char *cluster,
+                       const char *source_addr, cJSON *items, int single,
+                       int wait, struct kt_submit_result *res)
+{
+  size_t n = single ? 1 : (size_t)cJSON_GetArraySize(items);
+  memset(res, 0, sizeof *res);
+  res->first_bad = -1;
+  if (n == 0)
+    return 0;
+  int rc = wait ? kt_queue_reserve_wait(c->queue, n)
+                : kt_queue_reserve(c->queue, n);
+  if (rc) {
+    kt_metric_inc(c->m_rejected, (const char *const[]){"queue_full"});
+    return rc;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cJSON *item = single ? items : cJSON_DetachItemFromArray(items, 0);
+    char err[256];
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+      cJSON_Delete(item);
+      reject(c, res, (int)i, KT_AUDIT_MISSING_FIELD, "out of memory");
+      continue;
+    }
+    enum kt_audit_err e = kt_audit_event_init(&it->ev, item, cluster, err,
+                                              sizeof err);
+    if (e != KT_AUDIT_OK) {
+      free(it);
+      reject(c, res, (int)i, e, err);
+      continue;
+    }
+    snprintf(it->source, sizeof it->source, "%s", source_addr ? source_addr : "");
+    kt_queue_push(c->queue, partition_of(&it->ev, c->o.workers), &it->q);
+    res->accepted++;
+  }
+  if (res->rejected)
+    kt_queue_unreserve(c->queue, res->rejected);
+  return 0;
+}
+
+void kt_consumer_stats(struct kt_consumer *c, struct kt_consumer_stats *out)
+{
+  out->traced = c->traced;
+  out->filtered = c->filtered;
+  out->failed = c->failed;
+}
+
+void kt_consumer_wait_idle(struct kt_consumer *c)
+{
+  kt_queue_wait_idle(c->queue);
+}
+
+size_t kt_consumer_depth(struct kt_consumer *c)
+{
+  return kt_queue_depth(c->queue);
+}
+
+size_t kt_consumer_limit(struct kt_consumer *c)
+{
+  return kt_queue_limit(c->queue);
+}

@@ -1,0 +1,59 @@
+/* kt_consumer: the ingest queue and the workers that turn audit events
+ * into spans. Producers (webhook, replay) submit parsed events; each lands
+ * in the partition of its object, and one worker per partition filters
+ * it, builds the audit span (§1.4), decorates it with the diff (§1.7.4)
+ * and hands it to the aggregator. */
+#ifndef KT_CONSUMER_H
+#define KT_CONSUMER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct kt_aggregator;
+struct kt_decorator;
+struct kt_filter;
+struct kt_consumer;
+
+struct kt_consumer_opts {
+  unsigned workers;      /* partitions = workers; 0 = 2 */
+  size_t queue_limit;    /* events queued or in flight; 0 = 20000 */
+  int ignore_impersonate; /* --audit-consumer-ignore-impersonate-username */
+};
+
+/* Borrowed pointers must outlive the consumer. Starts the workers. */
+int kt_consumer_new(const struct kt_consumer_opts *o, struct kt_filter *f,
+                    struct kt_decorator *d, struct kt_aggregator *a,
+                    struct kt_consumer **out);
+/* Drains the queue (every submitted event is processed), stops, frees. */
+void kt_consumer_free(struct kt_consumer *c);
+
+/* What a submission did, for the webhook's answer and replay's summary. */
+struct kt_submit_result {
+  size_t accepted, rejected;
+  int first_bad;     /* index of the first rejected item, -1 if none */
+  char first_err[256];
+  const char *first_reason; /* kt_audit_err_name() of it */
+};
+
+/* Validates and queues the events of items (an array of Events; when
+ * single, items is one Event). Items are detached from their parent and
+ * owned by the queue; invalid items are counted and freed. Room for the
+ * whole batch is reserved first: when the queue is full nothing is queued
+ * and -EAGAIN is returned (wait = 0), or the call blocks (wait = 1).
+ * source_addr is the apiserver's address (the `apiserver` tag). */
+int kt_consumer_submit(struct kt_consumer *c, const char *cluster,
+                       const char *source_addr, cJSON *items, int single,
+                       int wait, struct kt_submit_result *res);
+/* Totals since start: traced into spans, dropped by the filter (or for a
+ * missing name), failed in the aggregator. */
+struct kt_consumer_stats {
+  uint64_t traced, filtered, failed;
+};
+void kt_consumer_stats(struct kt_consumer *c, struct kt_consumer_stats *out);
+/* Blocks until every submitted event has been processed. */
+void kt_consumer_wait_idle(struct kt_consumer *c);
+size_t kt_consumer_depth(struct kt_consumer *c);
+size_t kt_consumer_limit(struct kt_consumer *c);
+
+#endif

@@ -1,0 +1,24 @@
+/* kt_filter: which audit events become spans (behaviour spec §1.2, §1.4).
+ * kt_filter_check returns NULL to keep an event, else the reason, which is
+ * also the metric label of the drop. */
+#ifndef KT_FILTER_H
+#define KT_FILTER_H
+
+struct kt_audit_event;
+struct kt_filter;
+
+struct kt_filter_opts {
+  const char *exclude_types;       /* "events,events.k8s.io/events,..." */
+  const char *exclude_user_agents; /* substrings, comma separated */
+  const char *exclude_regex;       /* POSIX ERE on g/v/r/ns/name, or NULL */
+  const char *only_cluster;        /* --audit-consumer-filter-cluster-name */
+  const char *exclude_clusters;    /* --audit-consumer-exclude-cluster-names */
+};
+
+/* 0, or -EINVAL with the reason logged (bad regex). */
+int kt_filter_new(const struct kt_filter_opts *o, struct kt_filter **out);
+void kt_filter_free(struct kt_filter *f);
+const char *kt_filter_check(const struct kt_filter *f,
+                            const struct kt_audit_event *ev);
+
+#endif

@@ -1,0 +1,101 @@
+/* kt_webhook: see the header. */
+#include "audit/kt_webhook.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/kt_audit.h"
+#include "audit/kt_consumer.h"
+#include "core/kt_metrics.h"
+
+static int valid_cluster(const char *c)
+{
+  size_t n = strlen(c);
+  if (!n || n > 63)
+    return 0;
+  for (; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+          (*c >= '0' && *c <= '9') || strchr("-_.", *c)))
+      return 0;
+  return 1;
+}
+
+static struct kt_metric *rejected_metric(void)
+{
+  return kt_metrics_counter(kt_metrics_default(), "audit_rejected_total",
+      "Audit events refused at ingest, by reason",
+      (const char *const[]){"reason", NULL});
+}
+
+static void reject(struct kt_http_resp *resp, int status, const char *reason,
+                   const char *msg)
+{
+  kt_metric_inc(rejected_metric(), (const char *const[]){reason});
+  kt_http_error(resp, status, msg);
+}
+
+static void ok_body(struct kt_http_resp *resp, const struct kt_submit_result *r)
+{
+  char *b = malloc(640);
+  if (!b) {
+    resp->status = 200;
+    return;
+  }
+  int n;
+  if (r->rejected) {
+    cJSON *s = cJSON_CreateString(r->first_err);
+    char *msg = cJSON_PrintUnformatted(s);
+    n = snprintf(b, 640, "{\"accepted\":%zu,\"rejected\":%zu,\"errors\":"
+                 "[{\"index\":%d,\"reason\":\"%s\",\"message\":%s}]}",
+                 r->accepted, r->rejected, r->first_bad, r->first_reason,
+                 msg ? msg : "\"\"");
+    free(msg);
+    cJSON_Delete(s);
+  } else {
+    n = snprintf(b, 640, "{\"accepted\":%zu,\"rejected\":0}", r->accepted);
+  }
+  kt_http_set_body(resp, 200, "application/json", b,
+                   (size_t)(n > 639 ? 639 : n));
+}
+
+int kt_webhook_handle(void *ud, const struct kt_http_req *req,
+                      struct kt_http_resp *resp)
+{
+  struct kt_webhook *w = ud;
+  const char *cluster = w->default_cluster;
+  if (strncmp(req->path, "/audit/", 7) == 0 && req->path[7])
+    cluster = req->path + 7;
+  if (!valid_cluster(cluster)) {
+    reject(resp, 400, "bad_cluster", "invalid cluster name in path");
+    return 0;
+  }
+  cJSON *root, *items;
+  int single;
+  char err[256];
+  enum kt_audit_err e = kt_audit_parse_doc(req->body, req->len, &root, &items,
+                                           &single, err, sizeof err);
+  if (e != KT_AUDIT_OK) {
+    reject(resp, 400, kt_audit_err_name(e), err);
+    return 0;
+  }
+  struct kt_submit_result r;
+  int rc = kt_consumer_submit(w->consumer, cluster, req->client_ip, items,
+                              single, 0, &r);
+  if (!single || rc)
+    cJSON_Delete(root); /* a single Event is owned by the queue once in */
+  if (rc == -EAGAIN || rc == -ESHUTDOWN) {
+    kt_http_error(resp, 503, "ingest queue full, retry later");
+    resp->retry_after = 1;
+    return 0;
+  }
+  if (r.accepted == 0 && r.rejected > 0) {
+    kt_http_error(resp, 400, r.first_err);
+    return 0;
+  }
+  if (w->on_cluster && r.accepted)
+    w->on_cluster(cluster, w->on_cluster_ud);
+  ok_body(resp, &r);
+  return 0;
+}

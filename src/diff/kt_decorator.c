@@ -1,0 +1,285 @@
+/* kt_decorator: see the header. */
+#include "diff/kt_decorator.h"
+
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/kt_audit.h"
+#include "core/kt_log.h"
+#include "core/kt_metrics.h"
+#include "diff/kt_diffcache.h"
+#include "json/kt_diff.h"
+#include "store/kt_span.h"
+
+#define REDACT_LABEL "kelemetry.kubewharf.io/diff-redacted"
+
+struct kt_decorator {
+  struct kt_diffcache *dc;
+  regex_t re;
+  int has_re;
+  struct kt_metric *m_outcome;
+};
+
+int kt_decorator_new(const char *redact_pattern, struct kt_diffcache *dc,
+                     struct kt_decorator **out)
+{
+  struct kt_decorator *d = calloc(1, sizeof *d);
+  if (!d)
+    return -ENOMEM;
+  d->dc = dc;
+  if (redact_pattern && *redact_pattern) {
+    if (regcomp(&d->re, redact_pattern, REG_EXTENDED | REG_NOSUB)) {
+      kt_error("invalid --diff-redact-pattern: %s", redact_pattern);
+      free(d);
+      return -EINVAL;
+    }
+    d->has_re = 1;
+  }
+  d->m_outcome = kt_metrics_counter(kt_metrics_default(), "diff_decorator_total",
+      "Audit spans decorated, by verb and outcome",
+      (const char *const[]){"verb", "outcome", NULL});
+  *out = d;
+  return 0;
+}
+
+void kt_decorator_free(struct kt_decorator *d)
+{
+  if (!d)
+    return;
+  if (d->has_re)
+    regfree(&d->re);
+  free(d);
+}
+
+static int group_matches(const char *api_version, const char *group)
+{
+  const char *slash = strchr(api_version, '/');
+  size_t n = slash ? (size_t)(slash - api_version) : 0;
+  return strlen(group) == n && strncmp(api_version, group, n) == 0;
+}
+
+cJSON *kt_decorator_body(const struct kt_audit_event *ev)
+{
+  const char *kind = kt_json_str(ev->response_object, "kind");
+  const char *api = kt_json_str(ev->response_object, "apiVersion");
+  if (!kind || !api || strcmp(kind, "Status") == 0)
+    return NULL;
+  /* A subresource answering with another type (Scale, Eviction) names a
+   * different group; status answers with the object itself. */
+  if (!group_matches(api, ev->api_group ? ev->api_group : ""))
+    return NULL;
+  if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(ev->response_object,
+                                                       "metadata")))
+    return NULL;
+  return ev->response_object;
+}
+
+static void redact_values(cJSON *obj)
+{
+  cJSON *it;
+  cJSON_ArrayForEach(it, obj) {
+    char buf[64];
+    size_t n = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
+    snprintf(buf, sizeof buf, "(redacted, %zu bytes)", n);
+    cJSON_ReplaceItemViaPointer(obj, it, cJSON_CreateString(buf));
+  }
+}
+
+void kt_decorator_sanitize(cJSON *body, const char *group,
+                           const char *resource)
+{
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "managedFields");
+  if ((group && *group) || !resource || strcmp(resource, "secrets") != 0)
+    return;
+  redact_values(cJSON_GetObjectItemCaseSensitive(body, "data"));
+  redact_values(cJSON_GetObjectItemCaseSensitive(body, "stringData"));
+  cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+  cJSON *last = cJSON_GetObjectItemCaseSensitive(
+      ann, "kubectl.kubernetes.io/last-applied-configuration");
+  if (last)
+    cJSON_ReplaceItemViaPointer(ann, last,
+                                cJSON_CreateString("(redacted)"));
+}
+
+static int is_redacted(const struct kt_decorator *d,
+                       const struct kt_audit_event *ev, const cJSON *body)
+{
+  const cJSON *labels = kt_json_path(body, "metadata.labels");
+  if (cJSON_GetObjectItemCaseSensitive(labels, REDACT_LABEL))
+    return 1;
+  if (!d->has_re)
+    return 0;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/%s/%s/%s",
+           ev->api_group ? ev->api_group : "",
+           ev->api_version ? ev->api_version : "", ev->resource,
+           kt_audit_namespace(ev), kt_audit_name(ev));
+  return regexec(&d->re, path, 0, NULL, 0) == 0;
+}
+
+static void add_error_logs(const struct kt_audit_event *ev,
+                           struct kt_span *span)
+{
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(ev->json, "responseStatus");
+  char buf[2048];
+  const char *reason = kt_json_str(st, "reason");
+  const char *msg = kt_json_str(st, "message");
+  snprintf(buf, sizeof buf, "%s: %s", reason ? reason : "",
+           msg ? msg : "");
+  kt_span_add_log(span, ev->stage_us, "realError", buf);
+  const cJSON *cause;
+  cJSON_ArrayForEach(cause, kt_json_path(st, "details.causes")) {
+    const char *t = kt_json_str(cause, "reason");
+    const char *m = kt_json_str(cause, "message");
+    snprintf(buf, sizeof buf, "%s: %s", t ? t : "", m ? m : "");
+    kt_span_add_log(span, ev->stage_us, "realError", buf);
+  }
+}
+
+static const char *rv_of(const cJSON *body)
+{
+  const char *rv = kt_json_str(kt_json_path(body, "metadata"),
+                               "resourceVersion");
+  return rv ? rv : "";
+}
+
+/* Diffs body against the previous version; returns the outcome label. */
+static const char *diff_update(struct kt_decorator *d,
+                               struct kt_audit_event *ev, const char *objkey,
+                               cJSON *body, struct kt_span *span)
+{
+  char oldrv[64], *oldjson = NULL;
+  const char *newrv = rv_of(body);
+  kt_span_add_tag(span, "newResourceVersion", newrv);
+  if (ev->rv && *ev->rv && strcmp(ev->rv, newrv) == 0) {
+    kt_span_add_log(span, ev->stage_us, "realVerbose", "No-op update");
+    return "noop_update";
+  }
+  if (kt_diffcache_get(d->dc, objkey, &oldjson, oldrv, sizeof oldrv)) {
+    kt_span_add_log(span, ev->stage_us, "kelemetryError",
+                    "No previous version of this object is known: no diff");
+    return "miss";
+  }
+  cJSON *old = cJSON_Parse(oldjson);
+  free(oldjson);
+  if (strcmp(oldrv, newrv) == 0) {
+    cJSON_Delete(old);
+    kt_span_add_log(span, ev->stage_us, "realVerbose", "No-op update");
+    return "same_rv";
+  }
+  struct kt_diff_list l;
+  kt_diff_list_init(&l, 0);
+  kt_diff_compare(old, body, &l);
+  cJSON_Delete(old);
+  if (l.n) {
+    char *text = kt_diff_render(&l);
+    if (text)
+      kt_span_add_log_owned(span, ev->stage_us, "audit/objectDiff", text);
+  }
+  kt_diff_list_free(&l);
+  return "hit";
+}
+
+/* A scale subresource answers with a Scale; carry its replicas into the
+ * cached object so the request that changed them shows the change and the
+ * controller's next update does not. */
+static const char *apply_scale(struct kt_decorator *d,
+                               struct kt_audit_event *ev, const char *objkey,
+                               struct kt_span *span)
+{
+  const cJSON *nr = kt_json_path(ev->response_object, "spec.replicas");
+  char oldrv[64], *oldjson = NULL, line[128];
+  if (!cJSON_IsNumber(nr) ||
+      kt_diffcache_get(d->dc, objkey, &oldjson, oldrv, sizeof oldrv))
+    return "subresource";
+  cJSON *old = cJSON_Parse(oldjson);
+  free(oldjson);
+  cJSON *spec = cJSON_GetObjectItemCaseSensitive(old, "spec");
+  cJSON *or = cJSON_GetObjectItemCaseSensitive(spec, "replicas");
+  if (cJSON_IsNumber(or) && or->valuedouble != nr->valuedouble) {
+    snprintf(line, sizeof line, "spec.replicas %.17g -> %.17g\n",
+             or->valuedouble, nr->valuedouble);
+    kt_span_add_log(span, ev->stage_us, "audit/objectDiff", line);
+    cJSON_SetNumberValue(or, nr->valuedouble);
+    char *json = cJSON_PrintUnformatted(old);
+    if (json)
+      kt_diffcache_put(d->dc, objkey, oldrv, json, strlen(json));
+    free(json);
+  }
+  cJSON_Delete(old);
+  return "scale";
+}
+
+static void add_snapshot(struct kt_span *span, int64_t ts, const cJSON *body,
+                         const char *json)
+{
+  char *text = json ? strdup(json) : cJSON_PrintUnformatted(body);
+  if (text)
+    kt_span_add_log_owned(span, ts, "audit/objectSnapshot", text);
+}
+
+static const char *snapshot_delete(struct kt_decorator *d,
+                                   struct kt_audit_event *ev,
+                                   const char *objkey, cJSON *body,
+                                   struct kt_span *span)
+{
+  char rv[64], *json = NULL;
+  if (body) {
+    add_snapshot(span, ev->stage_us, body, NULL);
+    return "hit";
+  }
+  if (kt_diffcache_get(d->dc, objkey, &json, rv, sizeof rv))
+    return "miss";
+  add_snapshot(span, ev->stage_us, NULL, json);
+  free(json);
+  return "hit";
+}
+
+static void remember(struct kt_decorator *d, const char *objkey, cJSON *body)
+{
+  char *json = cJSON_PrintUnformatted(body);
+  if (json)
+    kt_diffcache_put(d->dc, objkey, rv_of(body), json, strlen(json));
+  free(json);
+}
+
+int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
+                       const char *objkey, struct kt_span *span)
+{
+  const char *outcome = "unsupported_verb";
+  if (ev->code >= 300) {
+    add_error_logs(ev, span);
+    kt_metric_inc(d->m_outcome, (const char *const[]){ev->verb, "failed_request"});
+    return 0;
+  }
+  cJSON *body = kt_decorator_body(ev);
+  if (body)
+    kt_decorator_sanitize(body, ev->api_group, ev->resource);
+  int sub = ev->subresource && *ev->subresource;
+  int redacted = body && is_redacted(d, ev, body);
+  int upd = !strcmp(ev->verb, "update") || !strcmp(ev->verb, "patch");
+  if (redacted) {
+    kt_span_add_log(span, ev->stage_us, "kelemetryError",
+                    "Sensitive object content has been redacted");
+    outcome = "redacted";
+  } else if (upd && body) {
+    outcome = diff_update(d, ev, objkey, body, span);
+  } else if (upd && sub && strcmp(ev->subresource, "scale") == 0) {
+    outcome = apply_scale(d, ev, objkey, span);
+  } else if (!strcmp(ev->verb, "create") && !sub && body) {
+    add_snapshot(span, ev->stage_us, body, NULL);
+    outcome = "snapshot";
+  } else if (!strcmp(ev->verb, "delete") && !sub) {
+    outcome = snapshot_delete(d, ev, objkey, body, span);
+  } else if (sub) {
+    outcome = "subresource";
+  }
+  if (body && !redacted)
+    remember(d, objkey, body);
+  kt_metric_inc(d->m_outcome, (const char *const[]){ev->verb, outcome});
+  return 0;
+}

@@ -1,0 +1,42 @@
+/* kt_decorator: what a request changed, attached to its audit span as the
+ * original's diff decorator does (behaviour spec §1.7.4), computed from the
+ * audit log itself: at RequestResponse level the apiserver logs the full
+ * object as responseObject, so each update is diffed against the last known
+ * body of the object (kt_diffcache).
+ *
+ * Logs added: realError (failed requests), realVerbose "No-op update",
+ * audit/objectDiff (lines "<path> <old> -> <new>"), audit/objectSnapshot
+ * (on create and delete), kelemetryError (redacted, or no previous
+ * version). Bodies are sanitised in place first: metadata.managedFields
+ * removed; a Secret's data, stringData and last-applied annotation values
+ * replaced by their length, so no Secret value is ever stored. */
+#ifndef KT_DECORATOR_H
+#define KT_DECORATOR_H
+
+#include <cjson/cJSON.h>
+
+struct kt_audit_event;
+struct kt_diffcache;
+struct kt_span;
+struct kt_decorator;
+
+/* redact_pattern: POSIX ERE on "group/version/resource/namespace/name";
+ * NULL or "" = none. 0 or -EINVAL (bad regex, logged). */
+int kt_decorator_new(const char *redact_pattern, struct kt_diffcache *dc,
+                     struct kt_decorator **out);
+void kt_decorator_free(struct kt_decorator *d);
+
+/* Returns the event's full object body if the responseObject is one
+ * (not a Status, Scale, Binding, ...), else NULL. Borrowed from ev. */
+cJSON *kt_decorator_body(const struct kt_audit_event *ev);
+
+/* Adds the logs and tags of ev to span and records the new body.
+ * objkey is the object's cache key. Returns 0 or -ENOMEM. */
+int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
+                       const char *objkey, struct kt_span *span);
+
+/* Sanitises an object body in place (exposed for tests and informers). */
+void kt_decorator_sanitize(cJSON *body, const char *group,
+                           const char *resource);
+
+#endif

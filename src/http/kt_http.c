@@ -1,0 +1,358 @@
+/* kt_http: see kt_http.h. libmicrohttpd with its internal thread pool and
+ * epoll. Bodies are accumulated per connection into a buffer that grows
+ * up to the server's body limit; past it the request is answered 413
+ * without reading further. */
+#include "http/kt_http.h"
+
+#include <netinet/in.h> /* microhttpd.h needs it and does not include it */
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kt_log.h"
+#include "core/kt_metrics.h"
+
+struct kt_http {
+  struct MHD_Daemon *d;
+  struct kt_http_opts o;
+  const struct kt_http_route *routes;
+  size_t nroutes;
+  struct kt_metric *m_req;
+};
+
+struct conn_state {
+  char *buf;
+  size_t len, cap;
+  int too_big;
+};
+
+const char *kt_http_query(const struct kt_http_req *req, const char *key)
+{
+  return MHD_lookup_connection_value(req->_conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+struct query_all {
+  const char *key;
+  void (*fn)(const char *value, void *ud);
+  void *ud;
+};
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value)
+{
+  struct query_all *qa = cls;
+  if (key && strcmp(key, qa->key) == 0)
+    qa->fn(value ? value : "", qa->ud);
+  return MHD_YES;
+}
+
+void kt_http_query_all(const struct kt_http_req *req, const char *key,
+                       void (*fn)(const char *value, void *ud), void *ud)
+{
+  struct query_all qa = {key, fn, ud};
+  MHD_get_connection_values(req->_conn, MHD_GET_ARGUMENT_KIND, each_arg, &qa);
+}
+
+struct raw_query {
+  char *buf;
+  size_t len, cap;
+};
+
+static void append_raw(struct raw_query *q, const char *s)
+{
+  size_t n = strlen(s);
+  if (q->len + n + 1 > q->cap)
+    return;
+  memcpy(q->buf + q->len, s, n);
+  q->len += n;
+  q->buf[q->len] = 0;
+}
+
+/* Re-encodes one decoded value (RFC 3986 unreserved kept). */
+static void append_encoded(struct raw_query *q, const char *s)
+{
+  static const char hx[] = "0123456789ABCDEF";
+  for (; *s && q->len + 4 < q->cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c >= '0' && c <= '9') || strchr("-._~", c)) {
+      q->buf[q->len++] = (char)c;
+    } else {
+      q->buf[q->len++] = '%';
+      q->buf[q->len++] = hx[c >> 4];
+      q->buf[q->len++] = hx[c & 15];
+    }
+  }
+  q->buf[q->len] = 0;
+}
+
+static enum MHD_Result raw_arg(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value)
+{
+  struct raw_query *q = cls;
+  if (q->len)
+    append_raw(q, "&");
+  append_encoded(q, key);
+  if (value) {
+    append_raw(q, "=");
+    append_encoded(q, value);
+  }
+  return MHD_YES;
+}
+
+/* Thread-local so that ":query" can return a pointer valid for the
+ * duration of the handler call. */
+static __thread char query_buf[16384];
+
+const char *kt_http_header(const struct kt_http_req *req, const char *name)
+{
+  if (strcmp(name, ":query") == 0) {
+    struct raw_query q = {query_buf, 0, sizeof query_buf};
+    query_buf[0] = 0;
+    MHD_get_connection_values(req->_conn, MHD_GET_ARGUMENT_KIND, raw_arg, &q);
+    return query_buf;
+  }
+  return MHD_lookup_connection_value(req->_conn, MHD_HEADER_KIND, name);
+}
+
+void kt_http_set_body(struct kt_http_resp *resp, int status,
+                      const char *content_type, char *body, size_t len)
+{
+  free(resp->body);
+  resp->status = status;
+  resp->content_type = content_type;
+  resp->body = body;
+  resp->len = len;
+}
+
+void kt_http_error(struct kt_http_resp *resp, int status, const char *msg)
+{
+  size_t cap = strlen(msg) * 6 + 32, n = 0;
+  char *b = malloc(cap);
+  if (!b) {
+    resp->status = status;
+    return;
+  }
+  n += (size_t)snprintf(b, cap, "{\"error\":\"");
+  for (const char *p = msg; *p && n + 8 < cap; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '"' || c == '\\')
+      n += (size_t)snprintf(b + n, cap - n, "\\%c", c);
+    else if (c < 0x20)
+      n += (size_t)snprintf(b + n, cap - n, "\\u%04x", c);
+    else
+      b[n++] = (char)c;
+  }
+  n += (size_t)snprintf(b + n, cap - n, "\"}");
+  kt_http_set_body(resp, status, "application/json", b, n);
+}
+
+static int route_matches(const struct kt_http_route *r, const char *method,
+                         const char *path)
+{
+  if (r->method && strcmp(r->method, method) != 0)
+    return 0;
+  size_t n = strlen(r->prefix);
+  if (n && (r->prefix[n - 1] == '/' || r->prefix[n - 1] == '*'))
+    return strncmp(path, r->prefix, r->prefix[n - 1] == '*' ? n - 1 : n) == 0;
+  return strcmp(path, r->prefix) == 0;
+}
+
+static void client_ip(struct MHD_Connection *conn, char *buf, size_t len)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  buf[0] = 0;
+  if (!ci || !ci->client_addr)
+    return;
+  const struct sockaddr *sa = ci->client_addr;
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+              (socklen_t)len);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+              (socklen_t)len);
+}
+
+static enum MHD_Result send_resp(struct kt_http *h,
+                                 struct MHD_Connection *conn,
+                                 struct kt_http_resp *r, const char *method)
+{
+  struct MHD_Response *mr;
+  if (r->static_body)
+    mr = MHD_create_response_from_buffer(r->len, (void *)r->static_body,
+                                         MHD_RESPMEM_PERSISTENT);
+  else
+    mr = MHD_create_response_from_buffer(r->body ? r->len : 0,
+                                         r->body ? r->body : (void *)"",
+                                         r->body ? MHD_RESPMEM_MUST_FREE
+                                                 : MHD_RESPMEM_PERSISTENT);
+  if (!mr) {
+    free(r->body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(mr, "Content-Type",
+                          r->content_type ? r->content_type : "application/json");
+  if (r->location[0])
+    MHD_add_response_header(mr, "Location", r->location);
+  if (r->cache_control)
+    MHD_add_response_header(mr, "Cache-Control", r->cache_control);
+  if (r->retry_after > 0) {
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", r->retry_after);
+    MHD_add_response_header(mr, "Retry-After", ra);
+  }
+  char code[8];
+  snprintf(code, sizeof code, "%d", r->status);
+  kt_metric_inc(h->m_req, (const char *const[]){h->o.name, method, code});
+  enum MHD_Result rc = MHD_queue_response(conn, (unsigned)r->status, mr);
+  MHD_destroy_response(mr);
+  return rc;
+}
+
+static enum MHD_Result dispatch(struct kt_http *h, struct MHD_Connection *conn,
+                                const char *url, const char *method,
+                                struct conn_state *st)
+{
+  struct kt_http_resp r = {.status = 404};
+  char ip[64];
+  if (st->too_big) {
+    kt_http_error(&r, 413, "request body too large");
+    return send_resp(h, conn, &r, method);
+  }
+  client_ip(conn, ip, sizeof ip);
+  struct kt_http_req req = {method, url, st->buf ? st->buf : "", st->len, ip,
+                            conn};
+  for (size_t i = 0; i < h->nroutes; i++) {
+    if (!route_matches(&h->routes[i], method, url))
+      continue;
+    if (h->routes[i].fn(h->routes[i].ud, &req, &r) == 0)
+      return send_resp(h, conn, &r, method);
+  }
+  kt_http_error(&r, 404, "no such endpoint");
+  return send_resp(h, conn, &r, method);
+}
+
+static int grow_body(struct kt_http *h, struct conn_state *st, size_t add)
+{
+  if (st->len + add > h->o.body_limit)
+    return -E2BIG;
+  if (st->len + add + 1 > st->cap) {
+    size_t cap = st->cap ? st->cap : 16384;
+    while (cap < st->len + add + 1)
+      cap *= 2;
+    if (cap > h->o.body_limit + 1)
+      cap = h->o.body_limit + 1;
+    char *b = realloc(st->buf, cap);
+    if (!b)
+      return -ENOMEM;
+    st->buf = b;
+    st->cap = cap;
+  }
+  return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+  struct kt_http *h = cls;
+  struct conn_state *st = *con_cls;
+  if (!st) {
+    st = calloc(1, sizeof *st);
+    if (!st)
+      return MHD_NO;
+    *con_cls = st;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > h->o.body_limit)
+      st->too_big = 1;
+    else if (cl && grow_body(h, st, strtoull(cl, NULL, 10)))
+      st->too_big = 1;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    if (!st->too_big && grow_body(h, st, *upload_size) == 0) {
+      memcpy(st->buf + st->len, upload, *upload_size);
+      st->len += *upload_size;
+      st->buf[st->len] = 0;
+    } else {
+      st->too_big = 1;
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  return dispatch(h, conn, url, method, st);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+  struct conn_state *st = *con_cls;
+  if (st) {
+    free(st->buf);
+    free(st);
+  }
+  *con_cls = NULL;
+}
+
+int kt_http_start(const struct kt_http_opts *o,
+                  const struct kt_http_route *routes, size_t nroutes,
+                  struct kt_http **out)
+{
+  struct kt_http *h = calloc(1, sizeof *h);
+  if (!h)
+    return -ENOMEM;
+  h->o = *o;
+  if (!h->o.body_limit)
+    h->o.body_limit = (size_t)64 << 20;
+  if (!h->o.threads)
+    h->o.threads = 2;
+  if (!h->o.name)
+    h->o.name = "http";
+  h->routes = routes;
+  h->nroutes = nroutes;
+  h->m_req = kt_metrics_counter(kt_metrics_default(), "http_requests_total",
+      "HTTP requests answered, by server, method and status",
+      (const char *const[]){"server", "method", "code", NULL});
+  struct sockaddr_in sa = {0};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)o->port);
+  sa.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (o->address && *o->address &&
+      inet_pton(AF_INET, o->address, &sa.sin_addr) != 1) {
+    kt_error("%s: invalid listen address %s", h->o.name, o->address);
+    free(h);
+    return -EINVAL;
+  }
+  h->d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+      (uint16_t)o->port, NULL, NULL, on_request, h,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_THREAD_POOL_SIZE, h->o.threads,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+      MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+  if (!h->d) {
+    kt_error("%s: cannot listen on %s:%d (port in use?)", h->o.name,
+             o->address && *o->address ? o->address : "0.0.0.0", o->port);
+    free(h);
+    return -EADDRINUSE;
+  }
+  *out = h;
+  return 0;
+}
+
+void kt_http_stop(struct kt_http *h)
+{
+  if (!h)
+    return;
+  MHD_stop_daemon(h->d);
+  free(h);
+}

@@ -1,0 +1,358 @@
+/* kelemetry: one binary, components chosen by flags (behaviour spec §0).
+ *
+ *   kelemetry [flags]                 all-in-one: webhook :8080, query API
+ *                                     and UI :16686, metrics :9090, data
+ *                                     in ./kelemetry-data
+ *   kelemetry replay [flags] FILE...  ingest audit logs offline, then exit
+ *                                     (or keep serving with --serve)
+ *
+ * main() owns every component; they are started in dependency order and
+ * stopped in reverse: servers stop accepting, the queue drains, the caches
+ * persist, the store flushes. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aggregator/kt_aggregator.h"
+#include "aggregator/kt_spancache.h"
+#include "audit/kt_consumer.h"
+#include "audit/kt_filter.h"
+#include "audit/kt_replay.h"
+#include "audit/kt_webhook.h"
+#include "core/kt_config.h"
+#include "core/kt_log.h"
+#include "core/kt_metrics.h"
+#include "core/kt_time.h"
+#include "diff/kt_decorator.h"
+#include "diff/kt_diffcache.h"
+#include "http/kt_http.h"
+#include "http/kt_static.h"
+#include "store/kt_store.h"
+
+struct options {
+  char *config, *log_level, *log_format, *log_file, *data_dir;
+  char *http_address, *metrics_address, *query_address;
+  long http_port, metrics_port, query_port, workers;
+  int64_t shutdown_timeout, retention, span_ttl, span_extra_ttl, reserve_ttl;
+  int64_t trace_cache_ttl;
+  size_t body_limit, queue_limit, diff_cache_bytes, span_cache_entries;
+  int webhook_enable, query_enable, metrics_enable, serve, help, version;
+  int owner_linker, annotation_linker, res_obj_tag, res_event_tag;
+  int ignore_impersonate, progress;
+  char *default_cluster, *only_cluster, *exclude_clusters;
+  char *exclude_types, *exclude_agents, *exclude_regex, *redact_pattern;
+  char *pseudo_tags, *event_tags, *tag_mapping, *tag_verbs;
+  char *cluster_names, *tf_config, *ui_assets;
+  long follow_link_limit;
+};
+
+static struct options opt;
+
+#define F(n, t, d, h, p) {n, t, d, h, p}
+static const struct kt_flag flags[] = {
+  F("config", KT_STR, "", "YAML file with any of these flags as keys", &opt.config),
+  F("help", KT_BOOL, "false", "print this help and exit", &opt.help),
+  F("version", KT_BOOL, "false", "print the version and exit", &opt.version),
+  F("log-level", KT_STR, "info", "debug, info, warn or error", &opt.log_level),
+  F("log-format", KT_STR, "text", "text or json", &opt.log_format),
+  F("log-file", KT_STR, "", "append logs to this file instead of stderr", &opt.log_file),
+  F("shutdown-timeout", KT_DURATION, "15s", "budget to drain and flush on SIGINT/SIGTERM", &opt.shutdown_timeout),
+  F("data-dir", KT_STR, "./kelemetry-data", "where the embedded store lives", &opt.data_dir),
+  F("storage-retention", KT_DURATION, "168h", "delete traces older than this (0 = keep)", &opt.retention),
+  F("audit-webhook-enable", KT_BOOL, "true", "serve POST /audit and /audit/{cluster}", &opt.webhook_enable),
+  F("http-address", KT_STR, "", "webhook listen address", &opt.http_address),
+  F("http-port", KT_INT, "8080", "webhook port", &opt.http_port),
+  F("audit-webhook-body-limit", KT_SIZE, "64Mi", "largest accepted body (413 above)", &opt.body_limit),
+  F("audit-default-cluster", KT_STR, "default", "cluster of POST /audit (no {cluster} in the path) and of replays", &opt.default_cluster),
+  F("audit-queue-limit", KT_INT, "20000", "events queued or in flight before the webhook answers 503", &opt.queue_limit),
+  F("audit-consumer-workers", KT_INT, "2", "consumer threads (= queue partitions)", &opt.workers),
+  F("audit-consumer-filter-cluster-name", KT_STR, "", "only this cluster", &opt.only_cluster),
+  F("audit-consumer-exclude-cluster-names", KT_STR, "", "drop these clusters (a,b)", &opt.exclude_clusters),
+  F("audit-consumer-ignore-impersonate-username", KT_BOOL, "false", "title spans with the real user, not the impersonated one", &opt.ignore_impersonate),
+  F("filter-exclude-types", KT_STR, "events,events.k8s.io/events,coordination.k8s.io/leases", "resources never traced (resource or group/resource)", &opt.exclude_types),
+  F("filter-exclude-user-agent", KT_STR, "/leader-election,local-path-provisioner/", "drop events whose userAgent contains one of these", &opt.exclude_agents),
+  F("filter-exclude-regex", KT_STR, "", "drop objects whose group/version/resource/namespace/name matches (POSIX ERE)", &opt.exclude_regex),
+  F("diff-controller-redact-pattern", KT_STR, "", "objects (group/version/resource/namespace/name, POSIX ERE) whose content is never stored", &opt.redact_pattern),
+  F("diff-cache-memory", KT_SIZE, "256Mi", "memory for last known object bodies (the rest stays in the store)", &opt.diff_cache_bytes),
+  F("span-cache-max-entries", KT_INT, "1000000", "pseudo spans remembered in memory", &opt.span_cache_entries),
+  F("aggregator-span-ttl", KT_DURATION, "30m", "length of one object trace window", &opt.span_ttl),
+  F("aggregator-span-extra-ttl", KT_DURATION, "0", "extra span-cache lifetime past the window", &opt.span_extra_ttl),
+  F("aggregator-reserve-ttl", KT_DURATION, "10s", "span-cache reservation lifetime", &opt.reserve_ttl),
+  F("aggregator-pseudo-span-global-tags", KT_STR, "", "k=v,... added to object and link spans", &opt.pseudo_tags),
+  F("aggregator-event-span-global-tags", KT_STR, "", "k=v,... added to audit and event spans", &opt.event_tags),
+  F("owner-linker-enable", KT_BOOL, "true", "link objects to their controller owners", &opt.owner_linker),
+  F("annotation-linker-enable", KT_BOOL, "true", "link objects by the kelemetry.kubewharf.io/parent-link annotation", &opt.annotation_linker),
+  F("resource-tag-mapping", KT_STR, "pods#nodes:spec.nodeName", "resource[.group]#tag:path;tag:path,...", &opt.tag_mapping),
+  F("resource-object-tag-enable", KT_BOOL, "true", "resource tags on object spans", &opt.res_obj_tag),
+  F("resource-event-tag-enable", KT_BOOL, "true", "resource tags on audit spans of some verbs", &opt.res_event_tag),
+  F("resource-event-tag-filter-verbs", KT_STR, "create", "verbs whose audit spans get resource tags", &opt.tag_verbs),
+  F("jaeger-query-enable", KT_BOOL, "true", "serve the Jaeger query API and the UI", &opt.query_enable),
+  F("query-address", KT_STR, "", "query API / UI listen address", &opt.query_address),
+  F("query-port", KT_INT, "16686", "query API / UI port", &opt.query_port),
+  F("jaeger-cluster-names", KT_STR, "", "clusters offered as operations (empty = every cluster seen)", &opt.cluster_names),
+  F("jaeger-transform-config-file", KT_STR, "", "display modes YAML (empty = built in)", &opt.tf_config),
+  F("jaeger-trace-cache-ttl", KT_DURATION, "24h", "how long a search result's trace id stays valid", &opt.trace_cache_ttl),
+  F("frontend-follow-link-limit", KT_INT, "10", "linked objects fetched per trace", &opt.follow_link_limit),
+  F("ui-assets", KT_STR, "", "serve this directory as the UI instead of the built-in one", &opt.ui_assets),
+  F("metrics-enable", KT_BOOL, "true", "serve Prometheus metrics", &opt.metrics_enable),
+  F("metrics-address", KT_STR, "", "metrics listen address", &opt.metrics_address),
+  F("metrics-port", KT_INT, "9090", "metrics port", &opt.metrics_port),
+  F("serve", KT_BOOL, "false", "replay: keep serving after the files are ingested", &opt.serve),
+  F("progress", KT_BOOL, "true", "replay: draw a progress bar on a terminal", &opt.progress),
+};
+#define NFLAGS (sizeof flags / sizeof flags[0])
+
+struct app {
+  struct kt_store *store;
+  struct kt_spancache *sc;
+  struct kt_diffcache *dc;
+  struct kt_aggregator *agg;
+  struct kt_filter *filter;
+  struct kt_decorator *dec;
+  struct kt_consumer *consumer;
+  struct kt_webhook webhook;
+  struct kt_http *http_webhook, *http_metrics, *http_query;
+  struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
+};
+
+static int metrics_handle(void *ud, const struct kt_http_req *req,
+                          struct kt_http_resp *resp)
+{
+  struct app *a = ud;
+  if (a->consumer) {
+    kt_series_set(kt_metric_series(a->m_queue_depth, NULL),
+                  (double)kt_consumer_depth(a->consumer));
+    kt_series_set(kt_metric_series(a->m_queue_limit, NULL),
+                  (double)kt_consumer_limit(a->consumer));
+  }
+  if (a->dc)
+    kt_series_set(kt_metric_series(a->m_diffcache, NULL),
+                  (double)kt_diffcache_bytes(a->dc));
+  size_t len;
+  char *text = kt_metrics_render(kt_metrics_default(), &len);
+  if (!text) {
+    kt_http_error(resp, 500, "out of memory");
+    return 0;
+  }
+  kt_http_set_body(resp, 200, "text/plain; version=0.0.4", text, len);
+  return 0;
+}
+
+static int open_store(struct app *a)
+{
+  char path[4096];
+  if (mkdir(opt.data_dir, 0750) && errno != EEXIST) {
+    kt_error("cannot create --data-dir %s: %s", opt.data_dir, strerror(errno));
+    return -errno;
+  }
+  snprintf(path, sizeof path, "%s/kelemetry.db", opt.data_dir);
+  struct kt_store_opts so = {0};
+  return kt_store_open_sqlite(path, &so, &a->store);
+}
+
+static int start_pipeline(struct app *a)
+{
+  int rc = open_store(a);
+  rc = rc ? rc : kt_spancache_memory_new(a->store, opt.span_cache_entries, &a->sc);
+  rc = rc ? rc : kt_diffcache_new(a->store, opt.diff_cache_bytes, &a->dc);
+  if (rc)
+    return rc;
+  struct kt_agg_opts ao = {
+      opt.span_ttl, opt.span_extra_ttl, opt.reserve_ttl, opt.pseudo_tags,
+      opt.event_tags, opt.tag_mapping, opt.res_obj_tag, opt.res_event_tag,
+      opt.tag_verbs, opt.owner_linker, opt.annotation_linker};
+  rc = kt_aggregator_new(&ao, a->store, a->sc, a->dc, &a->agg);
+  struct kt_filter_opts fo = {opt.exclude_types, opt.exclude_agents,
+                              opt.exclude_regex, opt.only_cluster,
+                              opt.exclude_clusters};
+  rc = rc ? rc : kt_filter_new(&fo, &a->filter);
+  rc = rc ? rc : kt_decorator_new(opt.redact_pattern, a->dc, &a->dec);
+  struct kt_consumer_opts co = {(unsigned)opt.workers, opt.queue_limit,
+                                opt.ignore_impersonate};
+  return rc ? rc : kt_consumer_new(&co, a->filter, a->dec, a->agg, &a->consumer);
+}
+
+static void note_cluster(const char *cluster, void *ud)
+{
+  (void)cluster;
+  (void)ud;
+}
+
+static struct kt_http_route webhook_routes[2];
+static struct kt_http_route query_routes[64];
+static struct kt_static ui;
+
+/* The query API and the UI share :16686; the UI's catch-all goes last. */
+static int start_query(struct app *a)
+{
+  size_t n = 0;
+  ui.dir = opt.ui_assets;
+  query_routes[n++] = (struct kt_http_route){"GET", "/*", kt_static_handle, &ui};
+  struct kt_http_opts ho = {opt.query_address, (int)opt.query_port, 1 << 20,
+                            2, "query"};
+  return kt_http_start(&ho, query_routes, n, &a->http_query);
+}
+static struct kt_http_route metrics_routes[1];
+
+static int start_servers(struct app *a)
+{
+  struct kt_metrics *r = kt_metrics_default();
+  a->m_queue_depth = kt_metrics_gauge(r, "audit_queue_depth",
+      "Audit events queued or in flight", NULL);
+  a->m_queue_limit = kt_metrics_gauge(r, "audit_queue_limit",
+      "Audit events the queue holds before refusing (503)", NULL);
+  a->m_diffcache = kt_metrics_gauge(r, "diff_cache_bytes",
+      "Bytes of last known object bodies held in memory", NULL);
+  int rc = 0;
+  if (opt.query_enable)
+    rc = start_query(a);
+  if (!rc && opt.webhook_enable) {
+    a->webhook = (struct kt_webhook){a->consumer, opt.default_cluster,
+                                     note_cluster, a};
+    webhook_routes[0] = (struct kt_http_route){"POST", "/audit", kt_webhook_handle, &a->webhook};
+    webhook_routes[1] = (struct kt_http_route){"POST", "/audit/", kt_webhook_handle, &a->webhook};
+    struct kt_http_opts ho = {opt.http_address, (int)opt.http_port, opt.body_limit, 2, "webhook"};
+    rc = kt_http_start(&ho, webhook_routes, 2, &a->http_webhook);
+  }
+  if (!rc && opt.metrics_enable) {
+    metrics_routes[0] = (struct kt_http_route){"GET", "/*", metrics_handle, a};
+    struct kt_http_opts ho = {opt.metrics_address, (int)opt.metrics_port, 1024, 1, "metrics"};
+    rc = kt_http_start(&ho, metrics_routes, 1, &a->http_metrics);
+  }
+  return rc;
+}
+
+static int64_t shutdown_deadline;
+
+/* Past --shutdown-timeout, exit without waiting further. */
+static void *watchdog(void *p)
+{
+  while (kt_mono_us() < shutdown_deadline)
+    usleep(50000);
+  kt_error("shutdown took longer than --shutdown-timeout; exiting");
+  _exit(1);
+  return NULL;
+}
+
+static void stop_all(struct app *a)
+{
+  pthread_t t;
+  shutdown_deadline = kt_mono_us() + opt.shutdown_timeout;
+  pthread_create(&t, NULL, watchdog, NULL);
+  pthread_detach(t);
+  kt_http_stop(a->http_webhook); /* stop accepting first */
+  kt_consumer_free(a->consumer); /* drain */
+  kt_http_stop(a->http_query);
+  kt_http_stop(a->http_metrics);
+  kt_decorator_free(a->dec);
+  kt_filter_free(a->filter);
+  kt_aggregator_free(a->agg);
+  kt_diffcache_free(a->dc); /* persists bodies */
+  kt_spancache_free(a->sc);
+  kt_store_close(a->store); /* flush */
+}
+
+static void wait_signal(const sigset_t *set)
+{
+  int sig;
+  sigwait(set, &sig);
+  kt_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static int replay_files(struct app *a, char **files, int n)
+{
+  struct kt_replay_stats st = {0};
+  int rc = 0;
+  FILE *prog = opt.progress && isatty(2) ? stderr : NULL;
+  for (int i = 0; i < n && !rc; i++)
+    rc = kt_replay_file(a->consumer, files[i], opt.default_cluster, prog, &st);
+  kt_consumer_wait_idle(a->consumer);
+  kt_store_flush(a->store);
+  struct kt_consumer_stats cs;
+  kt_consumer_stats(a->consumer, &cs);
+  kt_replay_summary(stdout, &st, cs.traced, cs.filtered, cs.failed);
+  if (!rc && st.accepted)
+    note_cluster(opt.default_cluster, a);
+  return rc;
+}
+
+static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
+{
+  char err[512];
+  if (kt_config_defaults(flags, NFLAGS))
+    return 2;
+  if (kt_config_args(flags, NFLAGS, argc, argv, first, pos, 64, npos, err,
+                     sizeof err) ||
+      (opt.config[0] && (kt_config_file(flags, NFLAGS, opt.config, err, sizeof err) ||
+                         kt_config_args(flags, NFLAGS, argc, argv, first, pos,
+                                        64, npos, err, sizeof err)))) {
+    fprintf(stderr, "kelemetry: %s\n", err);
+    return 2;
+  }
+  if (kt_log_configure(opt.log_level, opt.log_format, opt.log_file)) {
+    fprintf(stderr, "kelemetry: invalid --log-level or --log-format\n");
+    return 2;
+  }
+  if (opt.workers < 1 || opt.workers > 64 || opt.queue_limit < 1 ||
+      opt.span_ttl < 60000000) {
+    fprintf(stderr, "kelemetry: --audit-consumer-workers must be 1..64, "
+            "--audit-queue-limit >= 1, --aggregator-span-ttl >= 1m\n");
+    return 2;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  int replay = argc > 1 && strcmp(argv[1], "replay") == 0;
+  char *files[64];
+  int nfiles = 0;
+  int rc = parse_flags(argc, argv, replay ? 2 : 1, files, &nfiles);
+  if (rc)
+    return rc;
+  if (opt.help) {
+    printf("usage: kelemetry [flags]\n       kelemetry replay [flags] FILE...\n\n");
+    kt_config_usage(stdout, flags, NFLAGS);
+    return 0;
+  }
+  if (opt.version) {
+    printf("kelemetry %s\n", KT_VERSION);
+    return 0;
+  }
+  if (!replay && nfiles) {
+    fprintf(stderr, "kelemetry: unexpected argument %s\n", files[0]);
+    return 2;
+  }
+  if (replay && !nfiles) {
+    fprintf(stderr, "kelemetry: replay needs at least one FILE (or -)\n");
+    return 2;
+  }
+  /* Signals go to sigwait() in main, never to a server thread. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  struct app a = {0};
+  rc = start_pipeline(&a);
+  if (!rc && (!replay || opt.serve))
+    rc = start_servers(&a);
+  if (!rc && replay)
+    rc = replay_files(&a, files, nfiles);
+  if (!rc && opt.retention > 0)
+    kt_store_retain(a.store, kt_now_us() - opt.retention);
+  if (!rc && (!replay || opt.serve)) {
+    kt_info("kelemetry %s ready: webhook :%ld, UI and query API :%ld, "
+            "metrics :%ld, data in %s", KT_VERSION, opt.http_port,
+            opt.query_port, opt.metrics_port, opt.data_dir);
+    wait_signal(&set);
+  }
+  stop_all(&a);
+  return rc ? 1 : 0;
+}

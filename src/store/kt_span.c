@@ -1,0 +1,227 @@
+/* kt_span: see kt_span.h. */
+#include "store/kt_span.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct kt_span *kt_span_new(const char *service, const char *operation)
+{
+  struct kt_span *s = calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  s->service = strdup(service ? service : "");
+  s->operation = strdup(operation ? operation : "");
+  if (!s->service || !s->operation) {
+    kt_span_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void kt_span_free(struct kt_span *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->ntags; i++) {
+    free(s->tags[i].key);
+    free(s->tags[i].value);
+  }
+  for (size_t i = 0; i < s->nlogs; i++) {
+    free(s->logs[i].type);
+    free(s->logs[i].msg);
+  }
+  free(s->tags);
+  free(s->logs);
+  free(s->service);
+  free(s->operation);
+  free(s);
+}
+
+struct kt_span *kt_span_clone(const struct kt_span *s)
+{
+  struct kt_span *c = kt_span_new(s->service, s->operation);
+  if (!c)
+    return NULL;
+  memcpy(c->trace_id, s->trace_id, 16);
+  c->span_id = s->span_id;
+  c->parent_id = s->parent_id;
+  c->start_us = s->start_us;
+  c->end_us = s->end_us;
+  for (size_t i = 0; i < s->ntags; i++)
+    if (kt_span_add_tag(c, s->tags[i].key, s->tags[i].value))
+      goto fail;
+  for (size_t i = 0; i < s->nlogs; i++)
+    if (kt_span_add_log(c, s->logs[i].ts_us, s->logs[i].type, s->logs[i].msg))
+      goto fail;
+  return c;
+fail:
+  kt_span_free(c);
+  return NULL;
+}
+
+int kt_span_add_tag(struct kt_span *s, const char *key, const char *value)
+{
+  if (s->ntags == s->_tags_cap) {
+    size_t cap = s->_tags_cap ? s->_tags_cap * 2 : 16;
+    struct kt_tag *t = realloc(s->tags, cap * sizeof *t);
+    if (!t)
+      return -ENOMEM;
+    s->tags = t;
+    s->_tags_cap = cap;
+  }
+  char *k = strdup(key), *v = strdup(value ? value : "");
+  if (!k || !v) {
+    free(k);
+    free(v);
+    return -ENOMEM;
+  }
+  s->tags[s->ntags].key = k;
+  s->tags[s->ntags].value = v;
+  s->ntags++;
+  return 0;
+}
+
+int kt_span_set_tag(struct kt_span *s, const char *key, const char *value)
+{
+  for (size_t i = 0; i < s->ntags; i++) {
+    if (strcmp(s->tags[i].key, key) == 0) {
+      char *v = strdup(value ? value : "");
+      if (!v)
+        return -ENOMEM;
+      free(s->tags[i].value);
+      s->tags[i].value = v;
+      return 0;
+    }
+  }
+  return kt_span_add_tag(s, key, value);
+}
+
+int kt_span_add_log_owned(struct kt_span *s, int64_t ts_us, const char *type,
+                          char *msg)
+{
+  if (s->nlogs == s->_logs_cap) {
+    size_t cap = s->_logs_cap ? s->_logs_cap * 2 : 4;
+    struct kt_log *l = realloc(s->logs, cap * sizeof *l);
+    if (!l) {
+      free(msg);
+      return -ENOMEM;
+    }
+    s->logs = l;
+    s->_logs_cap = cap;
+  }
+  char *t = strdup(type ? type : "");
+  if (!t) {
+    free(msg);
+    return -ENOMEM;
+  }
+  s->logs[s->nlogs].ts_us = ts_us;
+  s->logs[s->nlogs].type = t;
+  s->logs[s->nlogs].msg = msg;
+  s->nlogs++;
+  return 0;
+}
+
+int kt_span_add_log(struct kt_span *s, int64_t ts_us, const char *type,
+                    const char *msg)
+{
+  char *m = strdup(msg ? msg : "");
+  if (!m)
+    return -ENOMEM;
+  return kt_span_add_log_owned(s, ts_us, type, m);
+}
+
+const char *kt_span_tag(const struct kt_span *s, const char *key)
+{
+  for (size_t i = 0; i < s->ntags; i++)
+    if (strcmp(s->tags[i].key, key) == 0)
+      return s->tags[i].value;
+  return NULL;
+}
+
+int kt_span_vec_push(struct kt_span_vec *v, struct kt_span *s)
+{
+  if (v->n == v->cap) {
+    size_t cap = v->cap ? v->cap * 2 : 16;
+    struct kt_span **p = realloc(v->v, cap * sizeof *p);
+    if (!p)
+      return -ENOMEM;
+    v->v = p;
+    v->cap = cap;
+  }
+  v->v[v->n++] = s;
+  return 0;
+}
+
+void kt_span_vec_free(struct kt_span_vec *v)
+{
+  for (size_t i = 0; i < v->n; i++)
+    kt_span_free(v->v[i]);
+  free(v->v);
+  v->v = NULL;
+  v->n = v->cap = 0;
+}
+
+void kt_trace_id_hex(const uint8_t id[16], char out[33])
+{
+  static const char hx[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) {
+    out[2 * i] = hx[id[i] >> 4];
+    out[2 * i + 1] = hx[id[i] & 15];
+  }
+  out[32] = 0;
+}
+
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int kt_trace_id_parse(const char *hex, uint8_t id[16])
+{
+  if (!hex || strlen(hex) != 32)
+    return -EINVAL;
+  for (int i = 0; i < 16; i++) {
+    int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+    if (a < 0 || b < 0)
+      return -EINVAL;
+    id[i] = (uint8_t)(a << 4 | b);
+  }
+  return 0;
+}
+
+void kt_span_id_hex(uint64_t id, char out[17])
+{
+  snprintf(out, 17, "%016llx", (unsigned long long)id);
+}
+
+static __thread uint64_t rng_state;
+
+uint64_t kt_random_u64(void)
+{
+  while (!rng_state) {
+    if (getrandom(&rng_state, sizeof rng_state, 0) != sizeof rng_state)
+      rng_state = (uint64_t)(uintptr_t)&rng_state ^ 0x9e3779b97f4a7c15ull;
+  }
+  /* xorshift64*: ids need uniqueness, not secrecy. */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
+  return r ? r : 1;
+}
+
+void kt_random_trace_id(uint8_t id[16])
+{
+  uint64_t a = kt_random_u64(), b = kt_random_u64();
+  memcpy(id, &a, 8);
+  memcpy(id + 8, &b, 8);
+}

@@ -1,0 +1,89 @@
+/* kt_store: the span store interface. The embedded default is SQLite
+ * (kt_store_sqlite.c); the distributed issue adds PostgreSQL and OTLP
+ * export behind the same functions.
+ *
+ * Writes are asynchronous: kt_store_put() hands the span to a single
+ * writer thread that commits in batches (group commit). The writer's queue
+ * is bounded; put() blocks while it is full, which is how back-pressure
+ * reaches the ingest queue (and the webhook's 503).
+ * Reads may run on any thread concurrently with the writer. */
+#ifndef KT_STORE_H
+#define KT_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/kt_span.h"
+
+struct kt_store;
+
+struct kt_store_opts {
+  size_t queue_limit;     /* spans waiting for the writer; 0 = 65536 */
+  size_t batch_max;       /* spans per transaction; 0 = 4096 */
+  int64_t batch_wait_us;  /* max wait before committing a partial batch; 0 = 20ms */
+};
+
+/* Search: every non-NULL filter must match the same span. */
+struct kt_store_query {
+  const char *cluster, *group, *resource, *namespace, *name;
+  const char *service;          /* span type, e.g. "object"; NULL = any */
+  const struct kt_tag *tags;    /* extra tag equality filters */
+  size_t ntags;
+  int64_t start_us, end_us;     /* span start in [start, end]; 0 = open */
+  int64_t min_dur_us, max_dur_us; /* 0 = no bound */
+  size_t limit;                 /* max traces; 0 = 20 */
+};
+
+/* One matching trace: its id, its root (object) span, and the root's key
+ * tags so callers can group windows of one object without a second read. */
+struct kt_trace_ref {
+  uint8_t trace_id[16];
+  uint64_t root_span_id;
+  int64_t start_us, end_us; /* of the root span */
+};
+
+/* Opens (creating if needed) the database at path, in WAL mode, and starts
+ * the writer thread. Returns 0 and *out, or a negative errno-style code
+ * with a one-line reason logged (e.g. -EIO for a corrupt file). */
+int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
+                         struct kt_store **out);
+/* Flushes and closes; NULL is a no-op. */
+void kt_store_close(struct kt_store *st);
+
+/* Takes ownership of span in all cases. Idempotent: a span with the same
+ * (trace_id, span_id) replaces the stored one. 0, or -ESHUTDOWN after
+ * close began. */
+int kt_store_put(struct kt_store *st, struct kt_span *span);
+/* Returns once everything put before the call is committed. */
+int kt_store_flush(struct kt_store *st);
+
+/* Appends the trace's spans to out (caller owns them). 0 or -ENOENT. */
+int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
+                       struct kt_span_vec *out);
+/* Distinct traces with a matching span, newest root first. *out is
+ * malloc'd (caller frees); *n may be 0. */
+int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
+                  struct kt_trace_ref **out, size_t *n);
+/* Deletes spans of traces whose root ended before before_us, and expired
+ * kv entries. Returns the number of spans deleted, or a negative code. */
+int64_t kt_store_retain(struct kt_store *st, int64_t before_us);
+/* Number of stored spans (for tests, benchmarks and metrics). */
+int64_t kt_store_count(struct kt_store *st);
+
+/* A small persistent key-value space for the caches (span cache, last
+ * known object bodies, trace cache). Namespaced; values are bytes.
+ * kv_put goes through the writer queue in order with spans, so a cache
+ * entry is never durable before the spans it refers to. expires_us = 0
+ * means never. */
+int kt_store_kv_put(struct kt_store *st, const char *ns, const char *key,
+                    const void *val, size_t len, int64_t expires_us);
+int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key);
+/* *val is malloc'd (caller frees) and NUL-terminated. 0 or -ENOENT. */
+int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,
+                    char **val, size_t *len);
+/* Calls fn for every unexpired entry of ns (used to warm caches at start). */
+int kt_store_kv_scan(struct kt_store *st, const char *ns,
+                     int (*fn)(const char *key, const char *val, size_t len,
+                               int64_t expires_us, void *ud),
+                     void *ud);
+
+#endif

@@ -1,0 +1,127 @@
+"""Helpers for the end-to-end tests: start the built kelemetry on free
+loopback ports with a fresh data directory, talk HTTP to it, stop it."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("KT_BIN", "build/kelemetry")
+SRC = os.environ.get("KT_SRC", ".")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Kelemetry:
+    """A kelemetry process; use as a context manager."""
+
+    def __init__(self, *flags, data_dir=None):
+        self.dir = data_dir or tempfile.mkdtemp(prefix="kt-e2e-")
+        self.own_dir = data_dir is None
+        self.http, self.query, self.metrics = free_port(), free_port(), free_port()
+        self.flags = list(flags)
+        self.proc = None
+
+    def start(self):
+        args = [BIN, "--data-dir", self.dir, "--http-address", "127.0.0.1",
+                "--http-port", str(self.http), "--query-address", "127.0.0.1",
+                "--query-port", str(self.query), "--metrics-address", "127.0.0.1",
+                "--metrics-port", str(self.metrics)] + self.flags
+        self.log = open(os.path.join(self.dir, "log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("kelemetry exited: " + self.logtext())
+            try:
+                self.get(self.metrics, "/metrics")
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("kelemetry did not start: " + self.logtext())
+
+    def logtext(self):
+        with open(os.path.join(self.dir, "log"), "rb") as f:
+            return f.read().decode(errors="replace")[-4000:]
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            rc = self.proc.wait(timeout=30)
+        else:
+            rc = self.proc.returncode if self.proc else 0
+        self.log.close()
+        return rc
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self.own_dir and exc[0] is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def request(self, port, method, path, body=None, headers=None):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                     data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def get(self, port, path):
+        return self.request(port, "GET", path)
+
+    def post_audit(self, body, cluster=None):
+        path = "/audit" + ("/" + cluster if cluster else "")
+        if not isinstance(body, (bytes, bytearray)):
+            body = json.dumps(body).encode()
+        return self.request(self.http, "POST", path, body,
+                            {"Content-Type": "application/json"})
+
+    def metric(self, series):
+        """Value of one exact series line of /metrics, or 0."""
+        _, _, text = self.get(self.metrics, "/metrics")
+        for line in text.decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+def demo_events():
+    with open(os.path.join(SRC, "examples", "demo-deployment.jsonl")) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def event_list(items):
+    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+            "metadata": {}, "items": items}
+
+
+class Results:
+    """Counts checks and prints the plain closing line."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", what, flush=True)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        raise SystemExit(1 if self.failed else 0)
