@@ -10,12 +10,14 @@
  * stopped in reverse: servers stop accepting, the queue drains, the caches
  * persist, the store flushes. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aggregator/kt_aggregator.h"
@@ -227,6 +229,50 @@ static int start_servers(struct app *a)
   return rc;
 }
 
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cv = PTHREAD_COND_INITIALIZER;
+static int stopping;
+
+/* Deletes traces older than --storage-retention now and every 10 minutes.
+ * Not run by `replay`, which is mostly used on old logs. */
+static void *retention_main(void *p)
+{
+  struct app *a = p;
+  pthread_mutex_lock(&stop_mu);
+  while (!stopping) {
+    pthread_mutex_unlock(&stop_mu);
+    int64_t n = kt_store_retain(a->store, kt_now_us() - opt.retention);
+    if (n > 0)
+      kt_info("retention: deleted %lld spans", (long long)n);
+    pthread_mutex_lock(&stop_mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 600;
+    while (!stopping && pthread_cond_timedwait(&stop_cv, &stop_mu, &ts) == 0)
+      ;
+  }
+  pthread_mutex_unlock(&stop_mu);
+  return NULL;
+}
+
+static pthread_t retention_thread;
+static int retention_started;
+
+static void start_retention(struct app *a)
+{
+  retention_started = pthread_create(&retention_thread, NULL, retention_main, a) == 0;
+}
+
+static void stop_retention(void)
+{
+  pthread_mutex_lock(&stop_mu);
+  stopping = 1;
+  pthread_cond_broadcast(&stop_cv);
+  pthread_mutex_unlock(&stop_mu);
+  if (retention_started)
+    pthread_join(retention_thread, NULL);
+}
+
 static int64_t shutdown_deadline;
 
 /* Past --shutdown-timeout, exit without waiting further. */
@@ -246,6 +292,7 @@ static void stop_all(struct app *a)
   pthread_create(&t, NULL, watchdog, NULL);
   pthread_detach(t);
   kt_http_stop(a->http_webhook); /* stop accepting first */
+  stop_retention();
   kt_consumer_free(a->consumer); /* drain */
   kt_http_stop(a->http_query);
   kt_http_stop(a->http_metrics);
@@ -339,14 +386,18 @@ int main(int argc, char **argv)
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* Webhook bodies and object bodies are large and short-lived: keep glibc
+   * from mapping and unmapping (and zeroing) fresh pages for each one. */
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   struct app a = {0};
   rc = start_pipeline(&a);
   if (!rc && (!replay || opt.serve))
     rc = start_servers(&a);
   if (!rc && replay)
     rc = replay_files(&a, files, nfiles);
-  if (!rc && opt.retention > 0)
-    kt_store_retain(a.store, kt_now_us() - opt.retention);
+  if (!rc && !replay && opt.retention > 0)
+    start_retention(&a);
   if (!rc && (!replay || opt.serve)) {
     kt_info("kelemetry %s ready: webhook :%ld, UI and query API :%ld, "
             "metrics :%ld, data in %s", KT_VERSION, opt.http_port,

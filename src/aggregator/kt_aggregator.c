@@ -435,6 +435,27 @@ static void annotation_link(struct kt_aggregator *a, const struct kt_object *o,
   cJSON_Delete(p);
 }
 
+/* Claims the link job of (object, window): true for exactly one caller.
+ * The job needs the object's body; an object span created by a linker
+ * (a pod's owner seen before its own first event reached its partition)
+ * has none yet, so the claim is made by the first caller that has one. */
+static int claim_link_job(struct kt_aggregator *a, const struct kt_object *o,
+                          int64_t t)
+{
+  char key[1200], okey[1024], *val = NULL;
+  uint64_t uid;
+  kt_object_key(o, okey, sizeof okey);
+  snprintf(key, sizeof key, "%s/field=linkjob,window=%lld", okey,
+           (long long)(t / a->o.span_ttl_us));
+  int rc = a->sc->ops->fetch_or_reserve(a->sc->impl, key, a->o.reserve_ttl_us,
+                                        &val, &uid);
+  free(val);
+  if (rc || val)
+    return 0;
+  return a->sc->ops->set_reserved(a->sc->impl, key, "done", uid,
+                                  a->o.span_ttl_us + a->o.span_extra_ttl_us) == 0;
+}
+
 static int ensure_object_span(struct kt_aggregator *a,
                               const struct kt_object *o, int64_t t,
                               struct ctx *out, int depth)
@@ -444,7 +465,9 @@ static int ensure_object_span(struct kt_aggregator *a,
   struct pseudo_req r = {o, "object", "object", t, NULL, NULL, 0, body};
   int created;
   int rc = get_or_create_pseudo(a, &r, out, &created);
-  if (rc == 0 && created && depth < MAX_LINK_DEPTH && body) {
+  int linkers = a->o.owner_linker || a->o.annotation_linker;
+  if (rc == 0 && body && linkers && depth < MAX_LINK_DEPTH &&
+      claim_link_job(a, o, t)) {
     if (a->o.owner_linker)
       owner_links(a, o, body, out, t, depth);
     if (a->o.annotation_linker)

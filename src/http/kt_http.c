@@ -330,11 +330,13 @@ int kt_http_start(const struct kt_http_opts *o,
     free(h);
     return -EINVAL;
   }
+  /* MHD warns about a pool of 1: one polling thread is the same thing. */
   h->d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
       (uint16_t)o->port, NULL, NULL, on_request, h,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_THREAD_POOL_SIZE, h->o.threads,
+      h->o.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      h->o.threads > 1 ? h->o.threads : 128u,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
       MHD_OPTION_CONNECTION_TIMEOUT, 60u,

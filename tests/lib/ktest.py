@@ -66,7 +66,10 @@ class Kelemetry:
         return self.start()
 
     def __exit__(self, *exc):
-        self.stop()
+        rc = self.stop()
+        if rc != 0 and exc[0] is None:
+            raise RuntimeError("kelemetry exited %d (sanitizer report or "
+                               "unclean shutdown): %s" % (rc, self.logtext()))
         if self.own_dir and exc[0] is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -1,0 +1,843 @@
+/* kt_store_sqlite: the embedded span store (see kt_store.h).
+ *
+ * One writer thread owns the write connection and commits whatever has
+ * queued up since its last commit in one transaction (group commit): under
+ * load, batches grow by themselves; when idle, a lone span is committed at
+ * once. SQLite allows one writer at a time anyway, so a single thread with
+ * reused prepared statements is the fastest shape. Readers use their own
+ * connection; WAL lets them run during writes.
+ *
+ * A span row keeps the key tags in columns (indexed for searches) and all
+ * tags and logs in a compact binary body:
+ *   varint ntags, (varint len, bytes key, varint len, bytes value)*,
+ *   varint nlogs, (zigzag varint ts, str type, str msg)*  */
+#include "store/kt_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/kt_log.h"
+#include "core/kt_metrics.h"
+#include "core/kt_time.h"
+
+#define SCHEMA_VERSION 1
+
+enum op_kind { OP_SPAN, OP_KV_PUT, OP_KV_DEL };
+
+struct op {
+  struct op *next;
+  enum op_kind kind;
+  uint64_t seq;
+  struct kt_span *span;
+  char *ns, *key;
+  void *val;
+  size_t len;
+  int64_t expires_us;
+};
+
+struct kt_store {
+  sqlite3 *wdb, *rdb;
+  pthread_mutex_t rmu; /* the read connection */
+  pthread_mutex_t mu;  /* the queue */
+  pthread_cond_t has_ops, has_room, committed;
+  struct op *head, *tail;
+  size_t nops, limit, batch_max;
+  uint64_t seq_enqueued, seq_committed;
+  int closing;
+  pthread_t writer;
+  sqlite3_stmt *ins_span, *ins_kv, *del_kv;
+  struct kt_metric *m_written, *m_errors, *m_lost;
+  struct kt_series *s_batch;
+};
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS spans("
+    " trace_id BLOB NOT NULL, span_id INTEGER NOT NULL,"
+    " parent_id INTEGER NOT NULL, service TEXT NOT NULL,"
+    " operation TEXT NOT NULL, start_us INTEGER NOT NULL,"
+    " end_us INTEGER NOT NULL, cluster TEXT, grp TEXT, resource TEXT,"
+    " namespace TEXT, name TEXT, body BLOB NOT NULL,"
+    " PRIMARY KEY(trace_id, span_id)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS spans_object ON spans"
+    " (cluster, resource, name, namespace, start_us);"
+    "CREATE INDEX IF NOT EXISTS spans_time ON spans(start_us);"
+    "CREATE INDEX IF NOT EXISTS spans_roots ON spans(end_us) WHERE parent_id = 0;"
+    "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL,"
+    " value BLOB NOT NULL, expires_us INTEGER NOT NULL,"
+    " PRIMARY KEY(ns, key)) WITHOUT ROWID;";
+
+/* ---- body encoding ---------------------------------------------------- */
+
+struct enc {
+  unsigned char *b;
+  size_t len, cap;
+  int failed;
+};
+
+static void enc_reserve(struct enc *e, size_t n)
+{
+  if (e->failed || e->len + n <= e->cap)
+    return;
+  size_t cap = e->cap ? e->cap * 2 : 1024;
+  while (cap < e->len + n)
+    cap *= 2;
+  unsigned char *b = realloc(e->b, cap);
+  if (!b) {
+    e->failed = 1;
+    return;
+  }
+  e->b = b;
+  e->cap = cap;
+}
+
+static void enc_varint(struct enc *e, uint64_t v)
+{
+  enc_reserve(e, 10);
+  if (e->failed)
+    return;
+  while (v >= 0x80) {
+    e->b[e->len++] = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  e->b[e->len++] = (unsigned char)v;
+}
+
+static void enc_str(struct enc *e, const char *s)
+{
+  size_t n = strlen(s);
+  enc_varint(e, n);
+  enc_reserve(e, n);
+  if (e->failed)
+    return;
+  memcpy(e->b + e->len, s, n);
+  e->len += n;
+}
+
+static int encode_body(const struct kt_span *s, struct enc *e)
+{
+  enc_varint(e, s->ntags);
+  for (size_t i = 0; i < s->ntags; i++) {
+    enc_str(e, s->tags[i].key);
+    enc_str(e, s->tags[i].value);
+  }
+  enc_varint(e, s->nlogs);
+  for (size_t i = 0; i < s->nlogs; i++) {
+    int64_t ts = s->logs[i].ts_us;
+    enc_varint(e, ((uint64_t)ts << 1) ^ (uint64_t)(ts >> 63));
+    enc_str(e, s->logs[i].type);
+    enc_str(e, s->logs[i].msg);
+  }
+  return e->failed ? -ENOMEM : 0;
+}
+
+struct dec {
+  const unsigned char *p, *end;
+  int bad;
+};
+
+static uint64_t dec_varint(struct dec *d)
+{
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (d->p >= d->end) {
+      d->bad = 1;
+      return 0;
+    }
+    unsigned char c = *d->p++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80))
+      return v;
+  }
+  d->bad = 1;
+  return 0;
+}
+
+static char *dec_str(struct dec *d)
+{
+  uint64_t n = dec_varint(d);
+  if (d->bad || n > (uint64_t)(d->end - d->p)) {
+    d->bad = 1;
+    return NULL;
+  }
+  char *s = malloc(n + 1);
+  if (!s) {
+    d->bad = 1;
+    return NULL;
+  }
+  memcpy(s, d->p, n);
+  s[n] = 0;
+  d->p += n;
+  return s;
+}
+
+/* Fills tags and logs of s from a body; -EIO when it is malformed. */
+static int decode_body(struct kt_span *s, const void *body, size_t len)
+{
+  struct dec d = {body, (const unsigned char *)body + len, 0};
+  uint64_t nt = dec_varint(&d);
+  for (uint64_t i = 0; i < nt && !d.bad; i++) {
+    char *k = dec_str(&d), *v = dec_str(&d);
+    if (k && v)
+      kt_span_add_tag(s, k, v);
+    free(k);
+    free(v);
+  }
+  uint64_t nl = dec_varint(&d);
+  for (uint64_t i = 0; i < nl && !d.bad; i++) {
+    uint64_t z = dec_varint(&d);
+    int64_t ts = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    char *t = dec_str(&d), *m = dec_str(&d);
+    if (t && m)
+      kt_span_add_log_owned(s, ts, t, m);
+    else
+      free(m);
+    free(t);
+  }
+  return d.bad ? -EIO : 0;
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+static int exec(sqlite3 *db, const char *sql)
+{
+  char *err = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+  if (rc != SQLITE_OK) {
+    kt_error("store: %s", err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    return -EIO;
+  }
+  return 0;
+}
+
+static int open_conn(const char *path, sqlite3 **db)
+{
+  int rc = sqlite3_open_v2(path, db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    kt_error("store: cannot open %s: %s", path, sqlite3_errstr(rc));
+    return -EIO;
+  }
+  sqlite3_busy_timeout(*db, 10000);
+  return exec(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                   "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;");
+}
+
+static int check_schema(sqlite3 *db, const char *path)
+{
+  sqlite3_stmt *st;
+  int version = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (version > SCHEMA_VERSION) {
+    kt_error("store: %s has schema version %d, newer than this build's %d",
+             path, version, SCHEMA_VERSION);
+    return -EPROTO;
+  }
+  if (exec(db, schema))
+    return -EIO;
+  return exec(db, "PRAGMA user_version = 1");
+}
+
+static void *writer_main(void *arg);
+
+static int prepare(struct kt_store *st)
+{
+  int rc = sqlite3_prepare_v2(st->wdb,
+      "INSERT OR REPLACE INTO spans VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+      &st->ins_span, NULL);
+  rc = rc ? rc : sqlite3_prepare_v2(st->wdb,
+      "INSERT OR REPLACE INTO kv VALUES(?,?,?,?)", -1, &st->ins_kv, NULL);
+  rc = rc ? rc : sqlite3_prepare_v2(st->wdb,
+      "DELETE FROM kv WHERE ns = ? AND key = ?", -1, &st->del_kv, NULL);
+  return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static void register_metrics(struct kt_store *st)
+{
+  struct kt_metrics *r = kt_metrics_default();
+  st->m_written = kt_metrics_counter(r, "store_spans_written_total",
+      "Spans committed to the store", NULL);
+  st->m_errors = kt_metrics_counter(r, "store_write_errors_total",
+      "Failed store transactions (retried)", NULL);
+  st->m_lost = kt_metrics_counter(r, "store_writes_lost_total",
+      "Writes given up after retries", NULL);
+  st->s_batch = kt_metric_series(kt_metrics_histogram(r,
+      "store_commit_seconds", "Duration of one group commit", NULL, NULL, 0),
+      NULL);
+}
+
+int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
+                         struct kt_store **out)
+{
+  struct kt_store *st = calloc(1, sizeof *st);
+  if (!st)
+    return -ENOMEM;
+  st->limit = o && o->queue_limit ? o->queue_limit : 65536;
+  st->batch_max = o && o->batch_max ? o->batch_max : 4096;
+  pthread_mutex_init(&st->rmu, NULL);
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->has_ops, NULL);
+  pthread_cond_init(&st->has_room, NULL);
+  pthread_cond_init(&st->committed, NULL);
+  int rc = open_conn(path, &st->wdb);
+  rc = rc ? rc : check_schema(st->wdb, path);
+  rc = rc ? rc : open_conn(path, &st->rdb);
+  rc = rc ? rc : prepare(st);
+  if (rc) {
+    kt_error("store: %s is not a usable kelemetry database (corrupt, "
+             "read-only or not SQLite); move it away or choose another "
+             "--data-dir", path);
+    sqlite3_finalize(st->ins_span);
+    sqlite3_finalize(st->ins_kv);
+    sqlite3_finalize(st->del_kv);
+    sqlite3_close(st->wdb);
+    sqlite3_close(st->rdb);
+    free(st);
+    return rc == -EPROTO ? rc : -EIO;
+  }
+  register_metrics(st);
+  pthread_create(&st->writer, NULL, writer_main, st);
+  *out = st;
+  return 0;
+}
+
+/* ---- writer ----------------------------------------------------------- */
+
+static void free_op(struct op *op)
+{
+  kt_span_free(op->span);
+  free(op->ns);
+  free(op->key);
+  free(op->val);
+  free(op);
+}
+
+static int write_span(struct kt_store *st, const struct kt_span *s)
+{
+  struct enc e = {0};
+  sqlite3_stmt *q = st->ins_span;
+  if (encode_body(s, &e)) {
+    free(e.b);
+    return -ENOMEM;
+  }
+  const char *keys[] = {"cluster", "group", "resource", "namespace", "name"};
+  sqlite3_bind_blob(q, 1, s->trace_id, 16, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, (sqlite3_int64)s->span_id);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)s->parent_id);
+  sqlite3_bind_text(q, 4, s->service, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 5, s->operation, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 6, s->start_us);
+  sqlite3_bind_int64(q, 7, s->end_us);
+  for (int i = 0; i < 5; i++) {
+    const char *v = kt_span_tag(s, keys[i]);
+    if (v)
+      sqlite3_bind_text(q, 8 + i, v, -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(q, 8 + i);
+  }
+  sqlite3_bind_blob(q, 13, e.b, (int)e.len, SQLITE_STATIC);
+  int rc = sqlite3_step(q);
+  sqlite3_reset(q);
+  free(e.b);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int write_op(struct kt_store *st, const struct op *op)
+{
+  sqlite3_stmt *q;
+  if (op->kind == OP_SPAN)
+    return write_span(st, op->span);
+  q = op->kind == OP_KV_PUT ? st->ins_kv : st->del_kv;
+  sqlite3_bind_text(q, 1, op->ns, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, op->key, -1, SQLITE_STATIC);
+  if (op->kind == OP_KV_PUT) {
+    sqlite3_bind_blob(q, 3, op->val, (int)op->len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, op->expires_us);
+  }
+  int rc = sqlite3_step(q);
+  sqlite3_reset(q);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int commit_batch(struct kt_store *st, struct op *batch)
+{
+  if (exec(st->wdb, "BEGIN"))
+    return -EIO;
+  for (struct op *op = batch; op; op = op->next) {
+    if (write_op(st, op)) {
+      kt_error("store: write failed: %s", sqlite3_errmsg(st->wdb));
+      exec(st->wdb, "ROLLBACK");
+      return -EIO;
+    }
+  }
+  return exec(st->wdb, "COMMIT");
+}
+
+/* Retries a failed batch a few times (a full disk may be freed, a lock
+ * released) before giving the writes up, loudly. */
+static void commit_with_retry(struct kt_store *st, struct op *batch, size_t n,
+                              size_t spans)
+{
+  int64_t t0 = kt_mono_us();
+  for (int attempt = 0; attempt < 5; attempt++) {
+    if (commit_batch(st, batch) == 0) {
+      kt_series_add(kt_metric_series(st->m_written, NULL), (double)spans);
+      kt_series_observe(st->s_batch, (double)(kt_mono_us() - t0) / 1e6);
+      return;
+    }
+    kt_metric_inc(st->m_errors, NULL);
+    struct timespec ts = {0, (long)(50000000L << attempt)};
+    nanosleep(&ts, NULL);
+  }
+  kt_error("store: giving up %zu writes after repeated failures", n);
+  kt_series_add(kt_metric_series(st->m_lost, NULL), (double)n);
+}
+
+static void *writer_main(void *arg)
+{
+  struct kt_store *st = arg;
+  for (;;) {
+    pthread_mutex_lock(&st->mu);
+    while (!st->head && !st->closing)
+      pthread_cond_wait(&st->has_ops, &st->mu);
+    if (!st->head) {
+      pthread_mutex_unlock(&st->mu);
+      break;
+    }
+    struct op *batch = st->head, *last = batch;
+    size_t n = 1, spans = batch->kind == OP_SPAN;
+    while (last->next && n < st->batch_max) {
+      last = last->next;
+      n++;
+      spans += last->kind == OP_SPAN;
+    }
+    st->head = last->next;
+    if (!st->head)
+      st->tail = NULL;
+    last->next = NULL;
+    st->nops -= n;
+    uint64_t seq = last->seq;
+    pthread_cond_broadcast(&st->has_room);
+    pthread_mutex_unlock(&st->mu);
+    commit_with_retry(st, batch, n, spans);
+    for (struct op *op = batch, *next; op; op = next) {
+      next = op->next;
+      free_op(op);
+    }
+    pthread_mutex_lock(&st->mu);
+    st->seq_committed = seq;
+    pthread_cond_broadcast(&st->committed);
+    pthread_mutex_unlock(&st->mu);
+  }
+  return NULL;
+}
+
+static int enqueue(struct kt_store *st, struct op *op)
+{
+  pthread_mutex_lock(&st->mu);
+  while (st->nops >= st->limit && !st->closing)
+    pthread_cond_wait(&st->has_room, &st->mu);
+  if (st->closing) {
+    pthread_mutex_unlock(&st->mu);
+    free_op(op);
+    return -ESHUTDOWN;
+  }
+  op->seq = ++st->seq_enqueued;
+  if (st->tail)
+    st->tail->next = op;
+  else
+    st->head = op;
+  st->tail = op;
+  st->nops++;
+  pthread_cond_signal(&st->has_ops);
+  pthread_mutex_unlock(&st->mu);
+  return 0;
+}
+
+int kt_store_put(struct kt_store *st, struct kt_span *span)
+{
+  struct op *op = calloc(1, sizeof *op);
+  if (!op) {
+    kt_span_free(span);
+    return -ENOMEM;
+  }
+  op->kind = OP_SPAN;
+  op->span = span;
+  return enqueue(st, op);
+}
+
+static int kv_op(struct kt_store *st, enum op_kind kind, const char *ns,
+                 const char *key, const void *val, size_t len, int64_t exp)
+{
+  struct op *op = calloc(1, sizeof *op);
+  if (!op)
+    return -ENOMEM;
+  op->kind = kind;
+  op->ns = strdup(ns);
+  op->key = strdup(key);
+  op->len = len;
+  op->expires_us = exp;
+  if (val) {
+    op->val = malloc(len ? len : 1);
+    if (op->val)
+      memcpy(op->val, val, len);
+  }
+  if (!op->ns || !op->key || (val && !op->val)) {
+    free_op(op);
+    return -ENOMEM;
+  }
+  return enqueue(st, op);
+}
+
+int kt_store_kv_put(struct kt_store *st, const char *ns, const char *key,
+                    const void *val, size_t len, int64_t expires_us)
+{
+  return kv_op(st, OP_KV_PUT, ns, key, val, len, expires_us);
+}
+
+int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key)
+{
+  return kv_op(st, OP_KV_DEL, ns, key, NULL, 0, 0);
+}
+
+int kt_store_flush(struct kt_store *st)
+{
+  pthread_mutex_lock(&st->mu);
+  uint64_t target = st->seq_enqueued;
+  while (st->seq_committed < target)
+    pthread_cond_wait(&st->committed, &st->mu);
+  pthread_mutex_unlock(&st->mu);
+  return 0;
+}
+
+void kt_store_close(struct kt_store *st)
+{
+  if (!st)
+    return;
+  kt_store_flush(st);
+  pthread_mutex_lock(&st->mu);
+  st->closing = 1;
+  pthread_cond_broadcast(&st->has_ops);
+  pthread_cond_broadcast(&st->has_room);
+  pthread_mutex_unlock(&st->mu);
+  pthread_join(st->writer, NULL);
+  sqlite3_finalize(st->ins_span);
+  sqlite3_finalize(st->ins_kv);
+  sqlite3_finalize(st->del_kv);
+  sqlite3_close(st->wdb);
+  sqlite3_close(st->rdb);
+  pthread_mutex_destroy(&st->rmu);
+  pthread_mutex_destroy(&st->mu);
+  pthread_cond_destroy(&st->has_ops);
+  pthread_cond_destroy(&st->has_room);
+  pthread_cond_destroy(&st->committed);
+  free(st);
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+static struct kt_span *row_to_span(sqlite3_stmt *q)
+{
+  struct kt_span *s = kt_span_new((const char *)sqlite3_column_text(q, 3),
+                                  (const char *)sqlite3_column_text(q, 4));
+  if (!s)
+    return NULL;
+  const void *tid = sqlite3_column_blob(q, 0);
+  if (tid && sqlite3_column_bytes(q, 0) == 16)
+    memcpy(s->trace_id, tid, 16);
+  s->span_id = (uint64_t)sqlite3_column_int64(q, 1);
+  s->parent_id = (uint64_t)sqlite3_column_int64(q, 2);
+  s->start_us = sqlite3_column_int64(q, 5);
+  s->end_us = sqlite3_column_int64(q, 6);
+  if (decode_body(s, sqlite3_column_blob(q, 7),
+                  (size_t)sqlite3_column_bytes(q, 7)))
+    kt_warn("store: span %016llx has a malformed body",
+            (unsigned long long)s->span_id);
+  return s;
+}
+
+#define SPAN_COLS "trace_id, span_id, parent_id, service, operation, " \
+                  "start_us, end_us, body"
+
+int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
+                       struct kt_span_vec *out)
+{
+  sqlite3_stmt *q;
+  size_t before = out->n;
+  pthread_mutex_lock(&st->rmu);
+  int rc = sqlite3_prepare_v2(st->rdb,
+      "SELECT " SPAN_COLS " FROM spans WHERE trace_id = ?"
+      " ORDER BY start_us, span_id", -1, &q, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_blob(q, 1, trace_id, 16, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      struct kt_span *s = row_to_span(q);
+      if (!s || kt_span_vec_push(out, s)) {
+        kt_span_free(s);
+        break;
+      }
+    }
+  }
+  sqlite3_finalize(q);
+  pthread_mutex_unlock(&st->rmu);
+  return out->n > before ? 0 : -ENOENT;
+}
+
+struct sql {
+  char text[1024];
+  size_t len;
+  const char *binds[8];
+  int nbind;
+};
+
+static void where_eq(struct sql *s, const char *col, const char *val)
+{
+  if (!val)
+    return;
+  s->len += (size_t)snprintf(s->text + s->len, sizeof s->text - s->len,
+                             " AND %s = ?", col);
+  s->binds[s->nbind++] = val;
+}
+
+/* Builds the WHERE clause shared by both search shapes. */
+static void build_where(struct sql *s, const struct kt_store_query *q)
+{
+  s->len += (size_t)snprintf(s->text + s->len, sizeof s->text - s->len,
+                             " WHERE start_us >= ? AND start_us <= ?"
+                             " AND end_us - start_us >= ? AND end_us - start_us <= ?");
+  where_eq(s, "cluster", q->cluster);
+  where_eq(s, "resource", q->resource);
+  where_eq(s, "name", q->name);
+  where_eq(s, "namespace", q->namespace);
+  where_eq(s, "grp", q->group);
+  where_eq(s, "service", q->service);
+}
+
+static void bind_where(sqlite3_stmt *st, const struct sql *s,
+                       const struct kt_store_query *q)
+{
+  sqlite3_bind_int64(st, 1, q->start_us ? q->start_us : INT64_MIN);
+  sqlite3_bind_int64(st, 2, q->end_us ? q->end_us : INT64_MAX);
+  sqlite3_bind_int64(st, 3, q->min_dur_us);
+  sqlite3_bind_int64(st, 4, q->max_dur_us ? q->max_dur_us : INT64_MAX);
+  for (int i = 0; i < s->nbind; i++)
+    sqlite3_bind_text(st, 5 + i, s->binds[i], -1, SQLITE_STATIC);
+}
+
+static int tags_match(const struct kt_span *s, const struct kt_store_query *q)
+{
+  for (size_t i = 0; i < q->ntags; i++) {
+    const char *v = kt_span_tag(s, q->tags[i].key);
+    if (!v || strcmp(v, q->tags[i].value) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+struct refs {
+  struct kt_trace_ref *v;
+  size_t n, cap;
+};
+
+static int has_ref(const struct refs *r, const void *tid)
+{
+  for (size_t i = 0; i < r->n; i++)
+    if (memcmp(r->v[i].trace_id, tid, 16) == 0)
+      return 1;
+  return 0;
+}
+
+static int add_ref(struct refs *r, const void *tid)
+{
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    struct kt_trace_ref *v = realloc(r->v, cap * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    r->v = v;
+    r->cap = cap;
+  }
+  memset(&r->v[r->n], 0, sizeof r->v[0]);
+  memcpy(r->v[r->n].trace_id, tid, 16);
+  r->n++;
+  return 0;
+}
+
+/* Newest matching spans first; distinct traces until the limit. With tag
+ * filters, rows are decoded and checked here. */
+static int collect(struct kt_store *st, const struct kt_store_query *q,
+                   size_t limit, struct refs *r)
+{
+  struct sql s = {.len = 0};
+  s.len = (size_t)snprintf(s.text, sizeof s.text, "SELECT %s FROM spans",
+                           q->ntags ? SPAN_COLS : "trace_id");
+  build_where(&s, q);
+  snprintf(s.text + s.len, sizeof s.text - s.len, " ORDER BY start_us DESC");
+  sqlite3_stmt *stmt;
+  if (sqlite3_prepare_v2(st->rdb, s.text, -1, &stmt, NULL) != SQLITE_OK) {
+    kt_error("store: search: %s", sqlite3_errmsg(st->rdb));
+    return -EIO;
+  }
+  bind_where(stmt, &s, q);
+  int rc = 0;
+  while (r->n < limit && sqlite3_step(stmt) == SQLITE_ROW) {
+    const void *tid = sqlite3_column_blob(stmt, 0);
+    if (!tid || sqlite3_column_bytes(stmt, 0) != 16 || has_ref(r, tid))
+      continue;
+    if (q->ntags) {
+      struct kt_span *sp = row_to_span(stmt);
+      int ok = sp && tags_match(sp, q);
+      kt_span_free(sp);
+      if (!ok)
+        continue;
+    }
+    if ((rc = add_ref(r, tid)))
+      break;
+  }
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+static void fill_roots(struct kt_store *st, struct refs *r)
+{
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(st->rdb,
+          "SELECT span_id, start_us, end_us FROM spans"
+          " WHERE trace_id = ? AND parent_id = 0 LIMIT 1", -1, &q, NULL))
+    return;
+  for (size_t i = 0; i < r->n; i++) {
+    sqlite3_bind_blob(q, 1, r->v[i].trace_id, 16, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+      r->v[i].root_span_id = (uint64_t)sqlite3_column_int64(q, 0);
+      r->v[i].start_us = sqlite3_column_int64(q, 1);
+      r->v[i].end_us = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_reset(q);
+  }
+  sqlite3_finalize(q);
+}
+
+static int cmp_ref_start(const void *a, const void *b)
+{
+  const struct kt_trace_ref *x = a, *y = b;
+  return x->start_us < y->start_us ? 1 : x->start_us > y->start_us ? -1 : 0;
+}
+
+int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
+                  struct kt_trace_ref **out, size_t *n)
+{
+  struct refs r = {0};
+  size_t limit = q->limit ? q->limit : 20;
+  pthread_mutex_lock(&st->rmu);
+  int rc = collect(st, q, limit, &r);
+  if (!rc)
+    fill_roots(st, &r);
+  pthread_mutex_unlock(&st->rmu);
+  if (rc) {
+    free(r.v);
+    return rc;
+  }
+  qsort(r.v, r.n, sizeof *r.v, cmp_ref_start);
+  *out = r.v;
+  *n = r.n;
+  return 0;
+}
+
+static int64_t exec_count(sqlite3 *db, const char *sql, int64_t arg)
+{
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+    return -EIO;
+  sqlite3_bind_int64(q, 1, arg);
+  int rc = sqlite3_step(q);
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0)
+              : rc == SQLITE_DONE ? sqlite3_changes(db) : -EIO;
+  sqlite3_finalize(q);
+  return v;
+}
+
+/* Runs on the read connection under its lock; the writer may wait on
+ * SQLite's busy timeout meanwhile, which is fine for a periodic job. */
+int64_t kt_store_retain(struct kt_store *st, int64_t before_us)
+{
+  pthread_mutex_lock(&st->rmu);
+  int64_t n = exec_count(st->rdb,
+      "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM spans"
+      " WHERE parent_id = 0 AND end_us < ?1)", before_us);
+  exec_count(st->rdb, "DELETE FROM kv WHERE expires_us != 0 AND expires_us < ?1",
+             kt_now_us());
+  pthread_mutex_unlock(&st->rmu);
+  return n;
+}
+
+int64_t kt_store_count(struct kt_store *st)
+{
+  pthread_mutex_lock(&st->rmu);
+  int64_t n = exec_count(st->rdb, "SELECT count(*) FROM spans WHERE ?1 = ?1", 0);
+  pthread_mutex_unlock(&st->rmu);
+  return n;
+}
+
+int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,
+                    char **val, size_t *len)
+{
+  sqlite3_stmt *q;
+  int rc = -ENOENT;
+  pthread_mutex_lock(&st->rmu);
+  if (sqlite3_prepare_v2(st->rdb,
+          "SELECT value FROM kv WHERE ns = ? AND key = ?"
+          " AND (expires_us = 0 OR expires_us > ?)", -1, &q, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(q, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, kt_now_us());
+    if (sqlite3_step(q) == SQLITE_ROW) {
+      size_t n = (size_t)sqlite3_column_bytes(q, 0);
+      *val = malloc(n + 1);
+      if (*val) {
+        memcpy(*val, sqlite3_column_blob(q, 0), n);
+        (*val)[n] = 0;
+        *len = n;
+        rc = 0;
+      } else {
+        rc = -ENOMEM;
+      }
+    }
+  }
+  sqlite3_finalize(q);
+  pthread_mutex_unlock(&st->rmu);
+  return rc;
+}
+
+int kt_store_kv_scan(struct kt_store *st, const char *ns,
+                     int (*fn)(const char *key, const char *val, size_t len,
+                               int64_t expires_us, void *ud),
+                     void *ud)
+{
+  sqlite3_stmt *q;
+  int rc = 0;
+  pthread_mutex_lock(&st->rmu);
+  if (sqlite3_prepare_v2(st->rdb,
+          "SELECT key, value, expires_us FROM kv WHERE ns = ?"
+          " AND (expires_us = 0 OR expires_us > ?)", -1, &q, NULL) != SQLITE_OK) {
+    pthread_mutex_unlock(&st->rmu);
+    return -EIO;
+  }
+  sqlite3_bind_text(q, 1, ns, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, kt_now_us());
+  while (!rc && sqlite3_step(q) == SQLITE_ROW)
+    rc = fn((const char *)sqlite3_column_text(q, 0),
+            (const char *)sqlite3_column_blob(q, 1),
+            (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_int64(q, 2), ud);
+  sqlite3_finalize(q);
+  pthread_mutex_unlock(&st->rmu);
+  return rc;
+}
