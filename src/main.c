@@ -34,6 +34,7 @@
 #include "diff/kt_diffcache.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
+#include "frontend/kt_frontend.h"
 #include "store/kt_store.h"
 
 struct options {
@@ -49,7 +50,7 @@ struct options {
   char *default_cluster, *only_cluster, *exclude_clusters;
   char *exclude_types, *exclude_agents, *exclude_regex, *redact_pattern;
   char *pseudo_tags, *event_tags, *tag_mapping, *tag_verbs;
-  char *cluster_names, *tf_config, *ui_assets;
+  char *cluster_names, *ui_assets;
   long follow_link_limit;
 };
 
@@ -97,7 +98,6 @@ static const struct kt_flag flags[] = {
   F("query-address", KT_STR, "", "query API / UI listen address", &opt.query_address),
   F("query-port", KT_INT, "16686", "query API / UI port", &opt.query_port),
   F("jaeger-cluster-names", KT_STR, "", "clusters offered as operations (empty = every cluster seen)", &opt.cluster_names),
-  F("jaeger-transform-config-file", KT_STR, "", "display modes YAML (empty = built in)", &opt.tf_config),
   F("jaeger-trace-cache-ttl", KT_DURATION, "24h", "how long a search result's trace id stays valid", &opt.trace_cache_ttl),
   F("frontend-follow-link-limit", KT_INT, "10", "linked objects fetched per trace", &opt.follow_link_limit),
   F("ui-assets", KT_STR, "", "serve this directory as the UI instead of the built-in one", &opt.ui_assets),
@@ -117,6 +117,7 @@ struct app {
   struct kt_filter *filter;
   struct kt_decorator *dec;
   struct kt_consumer *consumer;
+  struct kt_frontend *frontend;
   struct kt_webhook webhook;
   struct kt_http *http_webhook, *http_metrics, *http_query;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
@@ -181,8 +182,8 @@ static int start_pipeline(struct app *a)
 
 static void note_cluster(const char *cluster, void *ud)
 {
-  (void)cluster;
-  (void)ud;
+  struct app *a = ud;
+  kt_frontend_note_cluster(a->frontend, cluster);
 }
 
 static struct kt_http_route webhook_routes[2];
@@ -192,7 +193,15 @@ static struct kt_static ui;
 /* The query API and the UI share :16686; the UI's catch-all goes last. */
 static int start_query(struct app *a)
 {
-  size_t n = 0;
+  size_t n = 0, nfe;
+  struct kt_frontend_opts fo = {opt.cluster_names, opt.trace_cache_ttl,
+                                (int)opt.follow_link_limit, opt.span_ttl};
+  int rc = kt_frontend_new(&fo, a->store, &a->frontend);
+  if (rc)
+    return rc;
+  const struct kt_http_route *fe = kt_frontend_routes(a->frontend, &nfe);
+  for (size_t i = 0; i < nfe && n < 63; i++)
+    query_routes[n++] = fe[i];
   ui.dir = opt.ui_assets;
   query_routes[n++] = (struct kt_http_route){"GET", "/*", kt_static_handle, &ui};
   struct kt_http_opts ho = {opt.query_address, (int)opt.query_port, 1 << 20,
@@ -296,6 +305,7 @@ static void stop_all(struct app *a)
   kt_consumer_free(a->consumer); /* drain */
   kt_http_stop(a->http_query);
   kt_http_stop(a->http_metrics);
+  kt_frontend_free(a->frontend);
   kt_decorator_free(a->dec);
   kt_filter_free(a->filter);
   kt_aggregator_free(a->agg);

@@ -32,6 +32,11 @@ void kt_span_free(struct kt_span *s)
   for (size_t i = 0; i < s->nlogs; i++) {
     free(s->logs[i].type);
     free(s->logs[i].msg);
+    for (size_t j = 0; j < s->logs[i].nfields; j++) {
+      free(s->logs[i].fields[j].key);
+      free(s->logs[i].fields[j].value);
+    }
+    free(s->logs[i].fields);
   }
   free(s->tags);
   free(s->logs);
@@ -53,9 +58,22 @@ struct kt_span *kt_span_clone(const struct kt_span *s)
   for (size_t i = 0; i < s->ntags; i++)
     if (kt_span_add_tag(c, s->tags[i].key, s->tags[i].value))
       goto fail;
-  for (size_t i = 0; i < s->nlogs; i++)
-    if (kt_span_add_log(c, s->logs[i].ts_us, s->logs[i].type, s->logs[i].msg))
+  for (size_t i = 0; i < s->nlogs; i++) {
+    const struct kt_log *l = &s->logs[i];
+    if (l->nfields) {
+      struct kt_tag *f = calloc(l->nfields, sizeof *f);
+      if (!f)
+        goto fail;
+      for (size_t j = 0; j < l->nfields; j++) {
+        f[j].key = strdup(l->fields[j].key);
+        f[j].value = strdup(l->fields[j].value);
+      }
+      if (kt_span_add_log_fields(c, l->ts_us, f, l->nfields))
+        goto fail;
+    } else if (kt_span_add_log(c, l->ts_us, l->type, l->msg)) {
       goto fail;
+    }
+  }
   return c;
 fail:
   kt_span_free(c);
@@ -117,11 +135,51 @@ int kt_span_add_log_owned(struct kt_span *s, int64_t ts_us, const char *type,
     free(msg);
     return -ENOMEM;
   }
+  memset(&s->logs[s->nlogs], 0, sizeof s->logs[0]);
   s->logs[s->nlogs].ts_us = ts_us;
   s->logs[s->nlogs].type = t;
   s->logs[s->nlogs].msg = msg;
   s->nlogs++;
   return 0;
+}
+
+int kt_span_add_log_fields(struct kt_span *s, int64_t ts_us,
+                           struct kt_tag *fields, size_t n)
+{
+  char *empty = strdup("");
+  if (!empty || kt_span_add_log_owned(s, ts_us, "", empty)) {
+    for (size_t i = 0; i < n; i++) {
+      free(fields[i].key);
+      free(fields[i].value);
+    }
+    free(fields);
+    return -ENOMEM;
+  }
+  s->logs[s->nlogs - 1].fields = fields;
+  s->logs[s->nlogs - 1].nfields = n;
+  return 0;
+}
+
+const char *kt_log_field(const struct kt_log *l, const char *key)
+{
+  for (size_t i = 0; i < l->nfields; i++)
+    if (strcmp(l->fields[i].key, key) == 0)
+      return l->fields[i].value;
+  return NULL;
+}
+
+void kt_span_del_tag(struct kt_span *s, const char *key)
+{
+  for (size_t i = 0; i < s->ntags; i++) {
+    if (strcmp(s->tags[i].key, key) == 0) {
+      free(s->tags[i].key);
+      free(s->tags[i].value);
+      memmove(&s->tags[i], &s->tags[i + 1],
+              (s->ntags - i - 1) * sizeof s->tags[0]);
+      s->ntags--;
+      return;
+    }
+  }
 }
 
 int kt_span_add_log(struct kt_span *s, int64_t ts_us, const char *type,

@@ -16,6 +16,10 @@ struct kt_log {
   int64_t ts_us;
   char *type; /* realError, realVerbose, kelemetryError, audit/objectDiff, ... */
   char *msg;
+  /* Display-only: a log made by the frontend from a collapsed span carries
+   * named fields instead of type/msg. Never stored. */
+  struct kt_tag *fields;
+  size_t nfields;
 };
 
 struct kt_span {
@@ -51,6 +55,14 @@ int kt_span_add_log(struct kt_span *s, int64_t ts_us, const char *type,
                     const char *msg);
 /* Returns the tag's value (owned by the span) or NULL. */
 const char *kt_span_tag(const struct kt_span *s, const char *key);
+/* Removes a tag if present. */
+void kt_span_del_tag(struct kt_span *s, const char *key);
+/* Adds a display log with named fields; takes ownership of fields (an
+ * array of n owned key/value pairs). 0 or -ENOMEM (fields freed). */
+int kt_span_add_log_fields(struct kt_span *s, int64_t ts_us,
+                           struct kt_tag *fields, size_t n);
+/* Field value of a display log, or NULL. */
+const char *kt_log_field(const struct kt_log *l, const char *key);
 
 int kt_span_vec_push(struct kt_span_vec *v, struct kt_span *s);
 void kt_span_vec_free(struct kt_span_vec *v); /* frees the spans too */

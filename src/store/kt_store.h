@@ -39,6 +39,8 @@ struct kt_trace_ref {
   uint8_t trace_id[16];
   uint64_t root_span_id;
   int64_t start_us, end_us; /* of the root span */
+  /* the root's object: "cluster/group/resource/namespace/name" */
+  char object[640];
 };
 
 /* Opens (creating if needed) the database at path, in WAL mode, and starts
@@ -66,6 +68,9 @@ int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
 /* Deletes spans of traces whose root ended before before_us, and expired
  * kv entries. Returns the number of spans deleted, or a negative code. */
 int64_t kt_store_retain(struct kt_store *st, int64_t before_us);
+/* Calls fn for each distinct cluster name that has spans. */
+int kt_store_clusters(struct kt_store *st,
+                      void (*fn)(const char *cluster, void *ud), void *ud);
 /* Number of stored spans (for tests, benchmarks and metrics). */
 int64_t kt_store_count(struct kt_store *st);
 

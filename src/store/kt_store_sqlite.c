@@ -723,7 +723,8 @@ static void fill_roots(struct kt_store *st, struct refs *r)
 {
   sqlite3_stmt *q;
   if (sqlite3_prepare_v2(st->rdb,
-          "SELECT span_id, start_us, end_us FROM spans"
+          "SELECT span_id, start_us, end_us, cluster, grp, resource,"
+          " namespace, name FROM spans"
           " WHERE trace_id = ? AND parent_id = 0 LIMIT 1", -1, &q, NULL))
     return;
   for (size_t i = 0; i < r->n; i++) {
@@ -732,6 +733,12 @@ static void fill_roots(struct kt_store *st, struct refs *r)
       r->v[i].root_span_id = (uint64_t)sqlite3_column_int64(q, 0);
       r->v[i].start_us = sqlite3_column_int64(q, 1);
       r->v[i].end_us = sqlite3_column_int64(q, 2);
+      snprintf(r->v[i].object, sizeof r->v[i].object, "%s/%s/%s/%s/%s",
+               sqlite3_column_text(q, 3) ? (const char *)sqlite3_column_text(q, 3) : "",
+               sqlite3_column_text(q, 4) ? (const char *)sqlite3_column_text(q, 4) : "",
+               sqlite3_column_text(q, 5) ? (const char *)sqlite3_column_text(q, 5) : "",
+               sqlite3_column_text(q, 6) ? (const char *)sqlite3_column_text(q, 6) : "",
+               sqlite3_column_text(q, 7) ? (const char *)sqlite3_column_text(q, 7) : "");
     }
     sqlite3_reset(q);
   }
@@ -758,7 +765,8 @@ int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
     free(r.v);
     return rc;
   }
-  qsort(r.v, r.n, sizeof *r.v, cmp_ref_start);
+  if (r.n)
+    qsort(r.v, r.n, sizeof *r.v, cmp_ref_start);
   *out = r.v;
   *n = r.n;
   return 0;
@@ -791,6 +799,21 @@ int64_t kt_store_retain(struct kt_store *st, int64_t before_us)
   return n;
 }
 
+int kt_store_clusters(struct kt_store *st,
+                      void (*fn)(const char *cluster, void *ud), void *ud)
+{
+  sqlite3_stmt *q;
+  pthread_mutex_lock(&st->rmu);
+  int rc = sqlite3_prepare_v2(st->rdb,
+      "SELECT DISTINCT cluster FROM spans WHERE parent_id = 0", -1, &q, NULL);
+  while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+    if (sqlite3_column_text(q, 0))
+      fn((const char *)sqlite3_column_text(q, 0), ud);
+  sqlite3_finalize(q);
+  pthread_mutex_unlock(&st->rmu);
+  return rc == SQLITE_OK ? 0 : -EIO;
+}
+
 int64_t kt_store_count(struct kt_store *st)
 {
   pthread_mutex_lock(&st->rmu);
@@ -815,7 +838,8 @@ int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,
       size_t n = (size_t)sqlite3_column_bytes(q, 0);
       *val = malloc(n + 1);
       if (*val) {
-        memcpy(*val, sqlite3_column_blob(q, 0), n);
+        if (n)
+          memcpy(*val, sqlite3_column_blob(q, 0), n);
         (*val)[n] = 0;
         *len = n;
         rc = 0;

@@ -1,0 +1,173 @@
+"""The query API on the demo scenario: the equivalents of kelemetry's own
+e2e tests (deployment, ancestors), all 16 display modes well formed for the
+Jaeger UI, the trace-id mode switch, searches with the UI's exact
+parameters, and 4xx (never 5xx) for bad input."""
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
+from ktest import SRC, Kelemetry, Results  # noqa: E402
+
+R = Results()
+start = datetime.datetime.utcnow() - datetime.timedelta(minutes=10)
+demo = tempfile.mktemp(suffix=".jsonl")
+subprocess.check_call([sys.executable, os.path.join(SRC, "examples", "gen_deployment.py"),
+                       "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--out", demo])
+now = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def get_json(k, path):
+    st, hdrs, body = k.get(k.query, path)
+    try:
+        return st, hdrs, json.loads(body)
+    except ValueError:
+        return st, hdrs, body
+
+
+def root_and_children(trace):
+    ids = {s["spanID"] for s in trace["spans"]}
+    roots = [s for s in trace["spans"] if not s["references"]]
+    kids = {}
+    for s in trace["spans"]:
+        for r in s["references"]:
+            kids.setdefault(r["spanID"], []).append(s)
+    return roots, kids, ids
+
+
+def fields(log):
+    return {f["key"]: f["value"] for f in log["fields"]}
+
+
+def tags(span):
+    return {t["key"]: t["value"] for t in span["tags"]}
+
+
+def well_formed(trace):
+    roots, kids, ids = root_and_children(trace)
+    ok = len(roots) == 1 and trace["traceID"]
+    for s in trace["spans"]:
+        ok = ok and s["processID"] in trace["processes"]
+        ok = ok and isinstance(s["startTime"], int) and isinstance(s["duration"], int)
+        ok = ok and s["startTime"] > 0
+        for r in s["references"]:
+            ok = ok and r["spanID"] in ids and r["traceID"] == trace["traceID"]
+    return bool(ok)
+
+
+with Kelemetry("--audit-default-cluster", "tracetest") as k:
+    st, _, body = k.post_audit(open(demo, "rb").read().replace(b"\n", b",").rstrip(b",").join(
+        [b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[', b"]}"]), "tracetest")
+    R.check(st == 200, "demo posted: %s" % body[:200])
+    # Let the consumer finish: the traced count stops moving.
+    import time
+    for _ in range(100):
+        if k.metric('audit_consumer_event_total{cluster="tracetest",outcome="traced"}') >= 66:
+            break
+        time.sleep(0.05)
+
+    st, hdrs, _ = k.get(k.query, "/redirect?" + urllib.parse.urlencode(
+        {"cluster": "tracetest", "resource": "deployments", "namespace": "default",
+         "name": "demo", "ts": now}))
+    loc = hdrs.get("Location", "")
+    R.check(st == 302 and loc.startswith("/trace/ff20000000"), "redirect 302: %d %s" % (st, loc))
+    tid = loc.rsplit("/", 1)[-1]
+
+    # kelemetry's e2e "deployment" test, mode 21000000 (tracing, full tree)
+    st, _, d = get_json(k, "/api/traces/ff21000000" + tid[10:])
+    R.check(st == 200 and len(d["data"]) == 1, "trace by id: %d" % st)
+    tr = d["data"][0]
+    roots, kids, _ = root_and_children(tr)
+    R.check(len(roots) == 1, "one root")
+    root = roots[0]
+    rt = tags(root)
+    R.check(rt.get("resource") == "deployments" and rt.get("name") == "demo", "root is the Deployment")
+    logs = [fields(l) for l in root["logs"]]
+    deletes = [l for l in logs if l.get("audit", "").endswith(" delete")]
+    R.check(len(deletes) == 1 and json.loads(deletes[0]["snapshot"])["metadata"]["name"] == "demo",
+            "delete carries the snapshot")
+    R.check(any(l.get("audit") == "system:serviceaccount:kube-system:deployment-controller update status"
+                for l in logs), "controller's update status")
+    diffs = [l[key] for l in logs for key in l if key in ("diff", "verbose diff")]
+    all_diffs = [f["value"] for s in tr["spans"] for l in s["logs"] for f in l["fields"]
+                 if f["key"] in ("diff", "verbose diff")]
+    R.check(any("status.observedGeneration 1 -> 2" in x for x in diffs), "observedGeneration 1 -> 2")
+    R.check(not any("metadata.managedFields" in x for x in all_diffs), "no managedFields in diffs")
+    rkids = kids.get(root["spanID"], [])
+    R.check(len(rkids) == 2 and all(tr["processes"][s["processID"]]["serviceName"] == "replicasets"
+                                   for s in rkids), "root has exactly the 2 ReplicaSets: %s" %
+            [s["operationName"] for s in rkids])
+    pods = [s for s in tr["spans"] if tr["processes"][s["processID"]]["serviceName"] == "pods"]
+    R.check(len(pods) >= 4, "pods under the ReplicaSets: %d" % len(pods))
+    R.check(tr["processes"][root["processID"]]["serviceName"] == "tracetest deployments",
+            "root service is '<cluster> <resource>'")
+    R.check(root["operationName"].startswith("demo / "), "root operation: %s" % root["operationName"])
+
+    # All 16 modes re-render the same search and are well formed.
+    st, _, svcs = get_json(k, "/api/services")
+    modes = svcs["data"]
+    R.check(len(modes) == 16 and modes[0] == "tracing", "16 modes, default first")
+    for m in ["00", "10", "20", "30", "01", "11", "21", "31", "02", "12", "22", "32",
+              "04", "14", "24", "34"]:
+        st, _, d = get_json(k, "/api/traces/ff%s000000%s" % (m, tid[10:]))
+        R.check(st == 200 and well_formed(d["data"][0]), "mode %s000000 well formed" % m)
+
+    # kelemetry's e2e "ancestors" test: searched by the first ReplicaSet.
+    rs = sorted(rkids, key=lambda s: s["startTime"])[0]["operationName"]
+    st, _, d = get_json(k, "/api/traces?" + urllib.parse.urlencode(
+        {"service": "tracing [ancestors]", "operation": "tracetest", "limit": "20",
+         "start": str(int((time.time() - 3600) * 1e6)), "end": str(int(time.time() * 1e6)),
+         "lookback": "1h", "tags": json.dumps({"resource": "replicasets", "name": rs})}))
+    R.check(st == 200 and len(d["data"]) == 1, "ancestors search: one trace")
+    tr = d["data"][0]
+    roots, kids, _ = root_and_children(tr)
+    R.check(tags(roots[0]).get("resource") == "deployments", "ancestors root is the Deployment")
+    R.check(len(kids.get(roots[0]["spanID"], [])) == 1, "ancestors root has exactly 1 child")
+    R.check(tr["traceID"].startswith("ff22000000"), "mode in the trace id")
+
+    # The UI's search, exactly as it sends it (bare keys for empty fields).
+    st, _, d = get_json(k, "/api/traces?end=%d&limit=20&lookback=1h&maxDuration&minDuration"
+                        "&service=tracing&start=%d&tags=%s" % (
+                            int(time.time() * 1e6), int((time.time() - 3600) * 1e6),
+                            urllib.parse.quote(json.dumps({"resource": "deployments"}))))
+    R.check(st == 200 and len(d["data"]) >= 1, "UI search finds the Deployment")
+    st, _, d = get_json(k, "/api/v3/services")
+    R.check(st == 200 and d["services"][0] == "tracing", "v3 services")
+    st, _, d = get_json(k, "/api/v3/operations?service=tracing")
+    R.check(st == 200 and {"name": "tracetest", "spanKind": ""} in d["operations"], "v3 operations")
+    st, _, d = get_json(k, "/api/v3/trace-summaries?" + urllib.parse.urlencode(
+        {"query.serviceName": "tracing", "query.operationName": "tracetest",
+         "query.startTimeMin": (datetime.datetime.utcnow() - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+         "query.startTimeMax": now, "query.searchDepth": "20",
+         "query.attributes": json.dumps({"resource": "deployments"})}))
+    R.check(st == 200 and len(d["summaries"]) >= 1 and len(d["summaries"][0]["traceId"]) == 32,
+            "v3 trace summaries")
+
+    # Bad input: 4xx with the Jaeger error envelope, never 5xx.
+    for path, code in [("/api/traces?service=nope", 400),
+                       ("/api/traces?service=tracing&tags=notjson", 400),
+                       ("/api/traces?service=tracing&start=abc", 400),
+                       ("/api/traces?service=tracing&minDuration=fast", 400),
+                       ("/api/traces/1234", 400),
+                       ("/api/traces/ff99000000e1e3e70123456789abcdef", 400),
+                       ("/api/traces/ff20000000e1e3e70123456789abcdef", 404),
+                       ("/redirect?cluster=tracetest&resource=deployments", 400),
+                       ("/redirect?cluster=nope&resource=deployments&name=demo", 404),
+                       ("/redirect?cluster=tracetest&resource=deployments&name=demo&ts=yesterday", 400)]:
+        st, _, d = get_json(k, path)
+        R.check(st == code and isinstance(d, dict) and d.get("errors"),
+                "%s -> %d (got %d)" % (path, code, st))
+    st, _, d = get_json(k, "/api/traces?traceID=ff20000000e1e3e70123456789abcdef")
+    R.check(st == 404 and d["errors"][0]["traceID"] == "ff20000000e1e3e70123456789abcdef",
+            "multi-get reports the missing id")
+    st, hdrs, body = k.get(k.query, "/trace/abc")
+    R.check(st == 200 and "text/html" in hdrs.get("Content-Type", ""), "UI route serves index.html")
+    st, _, _ = k.get(k.query, "/../../etc/passwd")
+    R.check(st in (400, 404), "no path traversal")
+
+os.unlink(demo)
+R.finish()
