@@ -1,7 +1,20 @@
-/* kt_metrics: see the header. */
+/* kt_metrics: the metrics registry and its Prometheus text rendering.
+ *
+ * Layout: a registry is a mutex-guarded list of metrics (registration
+ * order); a metric is a mutex-guarded list of series (creation order) plus
+ * an optional overflow series. Series values are doubles kept as bit
+ * patterns in _Atomic uint64_t and updated by CAS; histogram buckets are
+ * plain atomic counts (not cumulative, the last one is +Inf), summed into
+ * cumulative form when rendered, so _bucket{le="+Inf"} and _count always
+ * agree within a scrape.
+ *
+ * Lock order: registry mutex, then a metric's mutex. kt_metric_series never
+ * holds a metric's mutex while it takes the registry's (overflow counting
+ * registers its counter after unlocking). */
 #include "core/kt_metrics.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -11,8 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LABELS 8
-#define MAX_SERIES 1000
+#define MAX_LABELS KT_METRICS_MAX_LABELS
+#define MAX_SERIES KT_METRICS_MAX_SERIES
+#define OVERFLOW_VALUE "_overflow"
+#define OVERFLOW_NAME "kt_metrics_series_overflow_total"
+#define OVERFLOW_HELP \
+  "Series lookups sent to a metric's _overflow series (label value limit)"
 
 static const double default_bounds[] = {.0001, .00025, .0005, .001, .0025,
                                         .005,  .01,    .025,  .05,  .1,
@@ -20,32 +37,34 @@ static const double default_bounds[] = {.0001, .00025, .0005, .001, .0025,
 
 struct kt_series {
   struct kt_series *next;
-  struct kt_metric *m;
-  char **values;
-  _Atomic uint64_t v;      /* double bits: counter/gauge value, or sum */
-  _Atomic uint64_t count;  /* histogram */
-  _Atomic uint64_t *buckets;
+  const struct kt_metric *m;
+  enum kt_metric_kind kind;
+  uint64_t hash;             /* of the label values, to skip strcmp */
+  char **values;             /* m->nlabels copies */
+  _Atomic uint64_t v;        /* double bits: value, or histogram sum */
+  _Atomic uint64_t buckets[]; /* histogram: nbounds + 1, last is +Inf */
 };
 
 struct kt_metric {
   struct kt_metric *next;
+  struct kt_metrics *r;
   enum kt_metric_kind kind;
   char *name, *help;
-  char *labels[MAX_LABELS];
   int nlabels;
-  double *bounds;
+  char *labels[MAX_LABELS];
   size_t nbounds;
-  pthread_mutex_t mu;
-  struct kt_series *series, *tail, *overflow;
+  double *bounds;
+  pthread_mutex_t mu; /* guards the series list and overflow */
+  struct kt_series *head, *tail, *overflow;
   size_t nseries;
-  struct kt_metrics *r;
 };
 
 struct kt_metrics {
-  pthread_mutex_t mu;
+  pthread_mutex_t mu; /* guards the metric list */
   struct kt_metric *head, *tail;
-  struct kt_metric *overflow_total;
 };
+
+/* ---- atomics on doubles ---- */
 
 static double bits_to_d(uint64_t b)
 {
@@ -63,16 +82,26 @@ static uint64_t d_to_bits(double d)
 
 static void atomic_add_double(_Atomic uint64_t *p, double v)
 {
-  uint64_t old = atomic_load(p);
-  while (!atomic_compare_exchange_weak(p, &old, d_to_bits(bits_to_d(old) + v)))
-    ;
+  uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
+  uint64_t want = d_to_bits(bits_to_d(old) + v);
+  while (!atomic_compare_exchange_weak_explicit(
+      p, &old, want, memory_order_relaxed, memory_order_relaxed))
+    want = d_to_bits(bits_to_d(old) + v);
 }
+
+static double load_double(const _Atomic uint64_t *p)
+{
+  return bits_to_d(atomic_load_explicit(p, memory_order_relaxed));
+}
+
+/* ---- registry ---- */
 
 struct kt_metrics *kt_metrics_new(void)
 {
   struct kt_metrics *r = calloc(1, sizeof *r);
-  if (r)
-    pthread_mutex_init(&r->mu, NULL);
+  if (!r)
+    return NULL;
+  pthread_mutex_init(&r->mu, NULL);
   return r;
 }
 
@@ -92,38 +121,111 @@ struct kt_metrics *kt_metrics_default(void)
 
 static void free_series(struct kt_series *s, int nlabels)
 {
-  for (int i = 0; i < nlabels; i++)
+  if (!s)
+    return;
+  for (int i = 0; s->values && i < nlabels; i++)
     free(s->values[i]);
   free(s->values);
-  free((void *)s->buckets);
   free(s);
+}
+
+static void free_metric(struct kt_metric *m)
+{
+  struct kt_series *s = m->head;
+  while (s) {
+    struct kt_series *next = s->next;
+    free_series(s, m->nlabels);
+    s = next;
+  }
+  free_series(m->overflow, m->nlabels);
+  for (int i = 0; i < m->nlabels; i++)
+    free(m->labels[i]);
+  free(m->name);
+  free(m->help);
+  free(m->bounds);
+  pthread_mutex_destroy(&m->mu);
+  free(m);
 }
 
 void kt_metrics_free(struct kt_metrics *r)
 {
   if (!r)
     return;
-  for (struct kt_metric *m = r->head, *nm; m; m = nm) {
-    nm = m->next;
-    for (struct kt_series *s = m->series, *ns; s; s = ns) {
-      ns = s->next;
-      free_series(s, m->nlabels);
-    }
-    if (m->overflow)
-      free_series(m->overflow, m->nlabels);
-    for (int i = 0; i < m->nlabels; i++)
-      free(m->labels[i]);
-    free(m->name);
-    free(m->help);
-    free(m->bounds);
-    pthread_mutex_destroy(&m->mu);
-    free(m);
+  struct kt_metric *m = r->head;
+  while (m) {
+    struct kt_metric *next = m->next;
+    free_metric(m);
+    m = next;
   }
   pthread_mutex_destroy(&r->mu);
   free(r);
 }
 
-static struct kt_metric *find(struct kt_metrics *r, const char *name)
+/* ---- validation ---- */
+
+static int is_alpha_(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_digit(char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+/* [a-zA-Z_(:)][a-zA-Z0-9_(:)]* */
+static int valid_name(const char *s, int colon)
+{
+  if (!s || !*s)
+    return 0;
+  for (const char *p = s; *p; p++) {
+    int ok = is_alpha_(*p) || (colon && *p == ':') || (p != s && is_digit(*p));
+    if (!ok)
+      return 0;
+  }
+  return 1;
+}
+
+static int count_labels(const char *const *labels)
+{
+  int n = 0;
+  while (labels && labels[n] && n <= MAX_LABELS)
+    n++;
+  return n;
+}
+
+static int valid_labels(enum kt_metric_kind kind, const char *const *labels,
+                        int n)
+{
+  if (n > MAX_LABELS)
+    return 0;
+  for (int i = 0; i < n; i++) {
+    if (!valid_name(labels[i], 0) || strncmp(labels[i], "__", 2) == 0)
+      return 0;
+    if (kind == KT_HISTOGRAM && strcmp(labels[i], "le") == 0)
+      return 0;
+    for (int j = 0; j < i; j++)
+      if (strcmp(labels[i], labels[j]) == 0)
+        return 0;
+  }
+  return 1;
+}
+
+/* Drops a trailing +Inf; 0 unless strictly ascending finite bounds. */
+static int check_bounds(const double *b, size_t *n)
+{
+  if (*n && isinf(b[*n - 1]) && b[*n - 1] > 0)
+    (*n)--;
+  for (size_t i = 0; i < *n; i++) {
+    if (!isfinite(b[i]) || (i && !(b[i] > b[i - 1])))
+      return 0;
+  }
+  return 1;
+}
+
+/* ---- registration ---- */
+
+static struct kt_metric *find_metric(struct kt_metrics *r, const char *name)
 {
   for (struct kt_metric *m = r->head; m; m = m->next)
     if (strcmp(m->name, name) == 0)
@@ -131,53 +233,106 @@ static struct kt_metric *find(struct kt_metrics *r, const char *name)
   return NULL;
 }
 
-static struct kt_metric *new_metric(enum kt_metric_kind kind, const char *name,
-                                    const char *help, const char *const *labels,
-                                    const double *bounds, size_t nbounds)
+/* The registration request, validated. */
+struct def {
+  enum kt_metric_kind kind;
+  const char *name, *help;
+  const char *const *labels;
+  int nlabels;
+  const double *bounds;
+  size_t nbounds;
+};
+
+static int same_def(const struct kt_metric *m, const struct def *d)
+{
+  if (m->kind != d->kind || m->nlabels != d->nlabels)
+    return 0;
+  for (int i = 0; i < d->nlabels; i++)
+    if (strcmp(m->labels[i], d->labels[i]) != 0)
+      return 0;
+  if (m->nbounds != d->nbounds)
+    return 0;
+  for (size_t i = 0; i < d->nbounds; i++)
+    if (m->bounds[i] != d->bounds[i])
+      return 0;
+  return 1;
+}
+
+static int copy_def(struct kt_metric *m, const struct def *d)
+{
+  m->kind = d->kind;
+  m->name = strdup(d->name);
+  m->help = strdup(d->help ? d->help : "");
+  if (!m->name || !m->help)
+    return -ENOMEM;
+  for (; m->nlabels < d->nlabels; m->nlabels++) {
+    m->labels[m->nlabels] = strdup(d->labels[m->nlabels]);
+    if (!m->labels[m->nlabels])
+      return -ENOMEM;
+  }
+  m->nbounds = d->nbounds;
+  if (!d->nbounds)
+    return 0;
+  m->bounds = malloc(d->nbounds * sizeof *m->bounds);
+  if (!m->bounds)
+    return -ENOMEM;
+  memcpy(m->bounds, d->bounds, d->nbounds * sizeof *m->bounds);
+  return 0;
+}
+
+static struct kt_series *new_series(const struct kt_metric *m,
+                                    const char *const *values, uint64_t hash);
+
+static struct kt_metric *new_metric(struct kt_metrics *r, const struct def *d)
 {
   struct kt_metric *m = calloc(1, sizeof *m);
   if (!m)
     return NULL;
-  m->kind = kind;
-  m->name = strdup(name);
-  m->help = strdup(help ? help : "");
-  for (; labels && labels[m->nlabels] && m->nlabels < MAX_LABELS; m->nlabels++)
-    m->labels[m->nlabels] = strdup(labels[m->nlabels]);
-  if (kind == KT_HISTOGRAM) {
-    if (!nbounds) {
-      bounds = default_bounds;
-      nbounds = sizeof default_bounds / sizeof default_bounds[0];
-    }
-    m->bounds = malloc(nbounds * sizeof *m->bounds);
-    if (m->bounds)
-      memcpy(m->bounds, bounds, nbounds * sizeof *bounds);
-    m->nbounds = nbounds;
-  }
+  m->r = r;
   pthread_mutex_init(&m->mu, NULL);
+  if (copy_def(m, d) != 0) {
+    free_metric(m);
+    return NULL;
+  }
+  /* Without labels the one series exists from the start: it renders as 0
+   * before the first update instead of being absent. */
+  if (m->nlabels == 0) {
+    m->head = m->tail = new_series(m, NULL, 0);
+    m->nseries = m->head ? 1 : 0;
+  }
   return m;
 }
 
-static struct kt_metric *reg(struct kt_metrics *r, enum kt_metric_kind kind,
-                             const char *name, const char *help,
-                             const char *const *labels, const double *bounds,
-                             size_t nbounds)
+static void append_metric(struct kt_metrics *r, struct kt_metric *m)
 {
-  if (!r)
+  if (r->tail)
+    r->tail->next = m;
+  else
+    r->head = m;
+  r->tail = m;
+}
+
+static struct kt_metric *reg(struct kt_metrics *r, struct def *d)
+{
+  if (!r || !valid_name(d->name, 1))
+    return NULL;
+  d->nlabels = count_labels(d->labels);
+  if (!valid_labels(d->kind, d->labels, d->nlabels))
+    return NULL;
+  if (d->kind == KT_HISTOGRAM && !d->nbounds) {
+    d->bounds = default_bounds;
+    d->nbounds = sizeof default_bounds / sizeof default_bounds[0];
+  }
+  if (d->nbounds && (!d->bounds || !check_bounds(d->bounds, &d->nbounds)))
     return NULL;
   pthread_mutex_lock(&r->mu);
-  struct kt_metric *m = find(r, name);
-  if (m) {
-    pthread_mutex_unlock(&r->mu);
-    return m->kind == kind ? m : NULL;
-  }
-  m = new_metric(kind, name, help, labels, bounds, nbounds);
-  if (m) {
-    m->r = r;
-    if (r->tail)
-      r->tail->next = m;
-    else
-      r->head = m;
-    r->tail = m;
+  struct kt_metric *m = find_metric(r, d->name);
+  if (m && !same_def(m, d))
+    m = NULL;
+  else if (!m) {
+    m = new_metric(r, d);
+    if (m)
+      append_metric(r, m);
   }
   pthread_mutex_unlock(&r->mu);
   return m;
@@ -186,13 +341,15 @@ static struct kt_metric *reg(struct kt_metrics *r, enum kt_metric_kind kind,
 struct kt_metric *kt_metrics_counter(struct kt_metrics *r, const char *name,
                                      const char *help, const char *const *labels)
 {
-  return reg(r, KT_COUNTER, name, help, labels, NULL, 0);
+  struct def d = {KT_COUNTER, name, help, labels, 0, NULL, 0};
+  return reg(r, &d);
 }
 
 struct kt_metric *kt_metrics_gauge(struct kt_metrics *r, const char *name,
                                    const char *help, const char *const *labels)
 {
-  return reg(r, KT_GAUGE, name, help, labels, NULL, 0);
+  struct def d = {KT_GAUGE, name, help, labels, 0, NULL, 0};
+  return reg(r, &d);
 }
 
 struct kt_metric *kt_metrics_histogram(struct kt_metrics *r, const char *name,
@@ -200,116 +357,186 @@ struct kt_metric *kt_metrics_histogram(struct kt_metrics *r, const char *name,
                                        const char *const *labels,
                                        const double *bounds, size_t nbounds)
 {
-  return reg(r, KT_HISTOGRAM, name, help, labels, bounds, nbounds);
+  struct def d = {KT_HISTOGRAM, name, help, labels, 0, bounds, nbounds};
+  return reg(r, &d);
+}
+
+/* ---- series lookup ---- */
+
+static const char *value_at(const char *const *values, int i)
+{
+  return values && values[i] ? values[i] : "";
+}
+
+/* FNV-1a 64 over the values, each with its NUL as separator. */
+static uint64_t hash_values(const char *const *values, int n)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < n; i++) {
+    const char *p = value_at(values, i);
+    do {
+      h ^= (unsigned char)*p;
+      h *= 1099511628211ull;
+    } while (*p++);
+  }
+  return h;
 }
 
 static int same_values(const struct kt_series *s, const char *const *values,
                        int n)
 {
   for (int i = 0; i < n; i++)
-    if (strcmp(s->values[i], values[i] ? values[i] : "") != 0)
+    if (strcmp(s->values[i], value_at(values, i)) != 0)
       return 0;
   return 1;
 }
 
-static struct kt_series *new_series(struct kt_metric *m,
-                                    const char *const *values)
+static struct kt_series *new_series(const struct kt_metric *m,
+                                    const char *const *values, uint64_t hash)
 {
-  struct kt_series *s = calloc(1, sizeof *s);
+  size_t nb = m->kind == KT_HISTOGRAM ? m->nbounds + 1 : 0;
+  struct kt_series *s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
   if (!s)
     return NULL;
   s->m = m;
+  s->kind = m->kind;
+  s->hash = hash;
   s->values = calloc((size_t)m->nlabels + 1, sizeof *s->values);
-  for (int i = 0; i < m->nlabels; i++)
-    s->values[i] = strdup(values && values[i] ? values[i] : "");
-  if (m->kind == KT_HISTOGRAM)
-    s->buckets = calloc(m->nbounds, sizeof *s->buckets);
+  for (int i = 0; s->values && i < m->nlabels; i++) {
+    s->values[i] = strdup(value_at(values, i));
+    if (!s->values[i]) {
+      free_series(s, i);
+      return NULL;
+    }
+  }
+  if (!s->values) {
+    free(s);
+    return NULL;
+  }
   return s;
+}
+
+static struct kt_series *find_series(const struct kt_metric *m,
+                                     const char *const *values, uint64_t hash)
+{
+  for (struct kt_series *s = m->head; s; s = s->next)
+    if (s->hash == hash && same_values(s, values, m->nlabels))
+      return s;
+  return NULL;
 }
 
 static struct kt_series *overflow_series(struct kt_metric *m)
 {
   static const char *const ov[MAX_LABELS] = {
-      "_overflow", "_overflow", "_overflow", "_overflow",
-      "_overflow", "_overflow", "_overflow", "_overflow"};
+      OVERFLOW_VALUE, OVERFLOW_VALUE, OVERFLOW_VALUE, OVERFLOW_VALUE,
+      OVERFLOW_VALUE, OVERFLOW_VALUE, OVERFLOW_VALUE, OVERFLOW_VALUE};
   if (!m->overflow)
-    m->overflow = new_series(m, ov);
+    m->overflow = new_series(m, ov, 0);
   return m->overflow;
+}
+
+static void append_series(struct kt_metric *m, struct kt_series *s)
+{
+  if (m->tail)
+    m->tail->next = s;
+  else
+    m->head = s;
+  m->tail = s;
+  m->nseries++;
+}
+
+/* Under m->mu: the existing or a new series; NULL when the limit is hit. */
+static struct kt_series *lookup_locked(struct kt_metric *m,
+                                       const char *const *values)
+{
+  uint64_t hash = hash_values(values, m->nlabels);
+  struct kt_series *s = find_series(m, values, hash);
+  if (s || m->nseries >= MAX_SERIES)
+    return s;
+  s = new_series(m, values, hash);
+  if (s)
+    append_series(m, s);
+  return s;
+}
+
+static void count_overflow(struct kt_metrics *r)
+{
+  struct kt_metric *o = kt_metrics_counter(r, OVERFLOW_NAME, OVERFLOW_HELP,
+                                           NULL);
+  kt_series_add(kt_metric_series(o, NULL), 1);
 }
 
 struct kt_series *kt_metric_series(struct kt_metric *m,
                                    const char *const *values)
 {
-  static const char *const none[MAX_LABELS] = {0};
-  if (!values)
-    values = none;
+  if (!m)
+    return NULL;
   pthread_mutex_lock(&m->mu);
-  for (struct kt_series *s = m->series; s; s = s->next) {
-    if (same_values(s, values, m->nlabels)) {
-      pthread_mutex_unlock(&m->mu);
-      return s;
-    }
-  }
-  struct kt_series *s;
-  if (m->nseries >= MAX_SERIES) {
+  struct kt_series *s = lookup_locked(m, values);
+  int overflowed = s == NULL && m->nseries >= MAX_SERIES;
+  if (overflowed)
     s = overflow_series(m);
-    pthread_mutex_unlock(&m->mu);
-    struct kt_metric *o = kt_metrics_counter(
-        m->r, "kt_metrics_series_overflow_total",
-        "Updates sent to a metric's _overflow series (too many label values)",
-        NULL);
-    if (o && o != m)
-      kt_series_add(kt_metric_series(o, NULL), 1);
-    return s;
-  }
-  s = new_series(m, values);
-  if (s) {
-    if (m->tail)
-      m->tail->next = s;
-    else
-      m->series = s;
-    m->tail = s;
-    m->nseries++;
-  } else {
-    s = overflow_series(m);
-  }
   pthread_mutex_unlock(&m->mu);
+  if (overflowed)
+    count_overflow(m->r);
   return s;
 }
 
+/* ---- updates ---- */
+
 void kt_series_add(struct kt_series *s, double v)
 {
-  if (s)
-    atomic_add_double(&s->v, v);
+  if (!s || s->kind == KT_HISTOGRAM)
+    return;
+  if (s->kind == KT_COUNTER && !(v >= 0))
+    return;
+  atomic_add_double(&s->v, v);
 }
 
 void kt_series_set(struct kt_series *s, double v)
 {
-  if (s)
-    atomic_store(&s->v, d_to_bits(v));
+  if (s && s->kind == KT_GAUGE)
+    atomic_store_explicit(&s->v, d_to_bits(v), memory_order_relaxed);
+}
+
+/* Index of the first bound >= v, or nbounds (+Inf; also NaN). */
+static size_t bucket_of(const struct kt_metric *m, double v)
+{
+  size_t lo = 0, hi = m->nbounds;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v <= m->bounds[mid])
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  return isnan(v) ? m->nbounds : lo;
 }
 
 void kt_series_observe(struct kt_series *s, double v)
 {
-  if (!s || !s->buckets)
+  if (!s || s->kind != KT_HISTOGRAM)
     return;
-  const struct kt_metric *m = s->m;
-  for (size_t i = 0; i < m->nbounds; i++)
-    if (v <= m->bounds[i]) {
-      atomic_fetch_add(&s->buckets[i], 1);
-      break;
-    }
-  atomic_fetch_add(&s->count, 1);
+  atomic_fetch_add_explicit(&s->buckets[bucket_of(s->m, v)], 1,
+                            memory_order_relaxed);
   atomic_add_double(&s->v, v);
+}
+
+static uint64_t hist_count(const struct kt_series *s)
+{
+  uint64_t n = 0;
+  for (size_t i = 0; i <= s->m->nbounds; i++)
+    n += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+  return n;
 }
 
 double kt_series_value(const struct kt_series *s)
 {
   if (!s)
     return 0;
-  if (s->m->kind == KT_HISTOGRAM)
-    return (double)atomic_load(&s->count);
-  return bits_to_d(atomic_load(&s->v));
+  if (s->kind == KT_HISTOGRAM)
+    return (double)hist_count(s);
+  return load_double(&s->v);
 }
 
 void kt_metric_inc(struct kt_metric *m, const char *const *values)
@@ -318,6 +545,8 @@ void kt_metric_inc(struct kt_metric *m, const char *const *values)
     kt_series_add(kt_metric_series(m, values), 1);
 }
 
+/* ---- rendering ---- */
+
 /* A growable text buffer; on ENOMEM it marks itself failed. */
 struct out {
   char *b;
@@ -325,23 +554,14 @@ struct out {
   int failed;
 };
 
-static void outf(struct out *o, const char *fmt, ...)
+static void out_mem(struct out *o, const char *s, size_t n)
 {
-  va_list ap;
-  for (;;) {
-    size_t room = o->cap - o->len;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->b ? o->b + o->len : NULL, o->b ? room : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || o->failed) {
-      o->failed = 1;
-      return;
-    }
-    if ((size_t)n < room) {
-      o->len += (size_t)n;
-      return;
-    }
-    size_t cap = (o->cap ? o->cap * 2 : 8192) + (size_t)n;
+  if (o->failed)
+    return;
+  if (o->len + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 4096;
+    while (o->len + n + 1 > cap)
+      cap *= 2;
     char *b = realloc(o->b, cap);
     if (!b) {
       o->failed = 1;
@@ -350,97 +570,149 @@ static void outf(struct out *o, const char *fmt, ...)
     o->b = b;
     o->cap = cap;
   }
+  memcpy(o->b + o->len, s, n);
+  o->len += n;
+  o->b[o->len] = '\0';
 }
 
-static void out_escaped(struct out *o, const char *s)
+static void out_str(struct out *o, const char *s)
 {
-  for (; *s; s++) {
-    if (*s == '\\')
-      outf(o, "\\\\");
-    else if (*s == '"')
-      outf(o, "\\\"");
-    else if (*s == '\n')
-      outf(o, "\\n");
+  out_mem(o, s, strlen(s));
+}
+
+/* Escapes \ and newline; also " inside label values. */
+static void out_escaped(struct out *o, const char *s, int quote)
+{
+  for (const char *p = s; *p; p++) {
+    if (*p == '\\')
+      out_str(o, "\\\\");
+    else if (*p == '\n')
+      out_str(o, "\\n");
+    else if (*p == '"' && quote)
+      out_str(o, "\\\"");
     else
-      outf(o, "%c", *s);
+      out_mem(o, p, 1);
+  }
+}
+
+/* Shortest clean form: 42, 0.25, 1e+20, NaN, +Inf; always round-trips. */
+static void fmt_num(char *buf, size_t n, double v)
+{
+  if (isnan(v))
+    snprintf(buf, n, "NaN");
+  else if (isinf(v))
+    snprintf(buf, n, v > 0 ? "+Inf" : "-Inf");
+  else if (v == 0)
+    snprintf(buf, n, "0");
+  else if (v == trunc(v) && fabs(v) < 1e15)
+    snprintf(buf, n, "%.0f", v);
+  else {
+    snprintf(buf, n, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+      snprintf(buf, n, "%.17g", v);
   }
 }
 
 static void out_num(struct out *o, double v)
 {
-  if (isinf(v))
-    outf(o, v > 0 ? "+Inf" : "-Inf");
-  else if (v == floor(v) && fabs(v) < 1e15)
-    outf(o, "%.0f", v);
-  else
-    outf(o, "%.17g", v);
+  char buf[40];
+  fmt_num(buf, sizeof buf, v);
+  out_str(o, buf);
 }
 
-/* name{l1="v1",...[,le="x"]} */
-static void out_labels(struct out *o, const struct kt_metric *m,
-                       const struct kt_series *s, const char *le)
+static void out_u64(struct out *o, uint64_t v)
 {
-  if (!m->nlabels && !le)
-    return;
-  outf(o, "{");
+  char buf[24];
+  snprintf(buf, sizeof buf, "%" PRIu64, v);
+  out_str(o, buf);
+}
+
+/* name+suffix{l1="v1",...[,le="x"]} and the space before the value. */
+static void out_series_name(struct out *o, const struct kt_metric *m,
+                            const char *suffix, const struct kt_series *s,
+                            const char *le)
+{
+  out_str(o, m->name);
+  out_str(o, suffix);
+  if (m->nlabels || le)
+    out_str(o, "{");
   for (int i = 0; i < m->nlabels; i++) {
-    outf(o, "%s%s=\"", i ? "," : "", m->labels[i]);
-    out_escaped(o, s->values[i]);
-    outf(o, "\"");
+    out_str(o, i ? "," : "");
+    out_str(o, m->labels[i]);
+    out_str(o, "=\"");
+    out_escaped(o, s->values[i], 1);
+    out_str(o, "\"");
   }
-  if (le)
-    outf(o, "%sle=\"%s\"", m->nlabels ? "," : "", le);
-  outf(o, "}");
+  if (le) {
+    out_str(o, m->nlabels ? ",le=\"" : "le=\"");
+    out_str(o, le);
+    out_str(o, "\"");
+  }
+  out_str(o, m->nlabels || le ? "} " : " ");
+}
+
+static void render_histogram(struct out *o, const struct kt_metric *m,
+                             const struct kt_series *s)
+{
+  uint64_t cum = 0;
+  char le[40];
+  for (size_t i = 0; i <= m->nbounds; i++) {
+    cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+    if (i < m->nbounds)
+      fmt_num(le, sizeof le, m->bounds[i]);
+    out_series_name(o, m, "_bucket", s, i < m->nbounds ? le : "+Inf");
+    out_u64(o, cum);
+    out_str(o, "\n");
+  }
+  out_series_name(o, m, "_sum", s, NULL);
+  out_num(o, load_double(&s->v));
+  out_str(o, "\n");
+  out_series_name(o, m, "_count", s, NULL);
+  out_u64(o, cum);
+  out_str(o, "\n");
 }
 
 static void render_series(struct out *o, const struct kt_metric *m,
                           const struct kt_series *s)
 {
-  if (m->kind != KT_HISTOGRAM) {
-    outf(o, "%s", m->name);
-    out_labels(o, m, s, NULL);
-    outf(o, " ");
-    out_num(o, bits_to_d(atomic_load(&s->v)));
-    outf(o, "\n");
+  if (m->kind == KT_HISTOGRAM) {
+    render_histogram(o, m, s);
     return;
   }
-  uint64_t cum = 0;
-  char le[64];
-  for (size_t i = 0; i < m->nbounds; i++) {
-    cum += atomic_load(&s->buckets[i]);
-    snprintf(le, sizeof le, "%g", m->bounds[i]);
-    outf(o, "%s_bucket", m->name);
-    out_labels(o, m, s, le);
-    outf(o, " %llu\n", (unsigned long long)cum);
-  }
-  uint64_t count = atomic_load(&s->count);
-  outf(o, "%s_bucket", m->name);
-  out_labels(o, m, s, "+Inf");
-  outf(o, " %llu\n%s_sum", (unsigned long long)count, m->name);
-  out_labels(o, m, s, NULL);
-  outf(o, " ");
-  out_num(o, bits_to_d(atomic_load(&s->v)));
-  outf(o, "\n%s_count", m->name);
-  out_labels(o, m, s, NULL);
-  outf(o, " %llu\n", (unsigned long long)count);
+  out_series_name(o, m, "", s, NULL);
+  out_num(o, load_double(&s->v));
+  out_str(o, "\n");
+}
+
+static void render_metric(struct out *o, struct kt_metric *m)
+{
+  static const char *const kinds[] = {"counter", "gauge", "histogram"};
+  out_str(o, "# HELP ");
+  out_str(o, m->name);
+  out_str(o, " ");
+  out_escaped(o, m->help, 0);
+  out_str(o, "\n# TYPE ");
+  out_str(o, m->name);
+  out_str(o, " ");
+  out_str(o, kinds[m->kind]);
+  out_str(o, "\n");
+  pthread_mutex_lock(&m->mu);
+  for (const struct kt_series *s = m->head; s; s = s->next)
+    render_series(o, m, s);
+  if (m->overflow)
+    render_series(o, m, m->overflow);
+  pthread_mutex_unlock(&m->mu);
 }
 
 char *kt_metrics_render(struct kt_metrics *r, size_t *len)
 {
-  static const char *kinds[] = {"counter", "gauge", "histogram"};
+  if (!r)
+    return NULL;
   struct out o = {0};
-  outf(&o, "");
+  out_mem(&o, "", 0); /* an empty registry renders as "", not NULL */
   pthread_mutex_lock(&r->mu);
-  for (struct kt_metric *m = r->head; m; m = m->next) {
-    outf(&o, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name,
-         kinds[m->kind]);
-    pthread_mutex_lock(&m->mu);
-    for (struct kt_series *s = m->series; s; s = s->next)
-      render_series(&o, m, s);
-    if (m->overflow)
-      render_series(&o, m, m->overflow);
-    pthread_mutex_unlock(&m->mu);
-  }
+  for (struct kt_metric *m = r->head; m; m = m->next)
+    render_metric(&o, m);
   pthread_mutex_unlock(&r->mu);
   if (o.failed) {
     free(o.b);
@@ -451,14 +723,29 @@ char *kt_metrics_render(struct kt_metrics *r, size_t *len)
   return o.b;
 }
 
+/* ---- scraping (tests) ---- */
+
+static int parse_value(const char *p, double *out)
+{
+  while (*p == ' ' || *p == '\t')
+    p++;
+  char *end;
+  double v = strtod(p, &end);
+  if (end == p || (*end && *end != ' ' && *end != '\n' && *end != '\r'))
+    return -EINVAL;
+  *out = v;
+  return 0;
+}
+
 int kt_metrics_scrape_value(const char *text, const char *series, double *out)
 {
+  if (!text || !series || !*series || !out)
+    return -EINVAL;
   size_t n = strlen(series);
-  for (const char *p = text; p && *p;) {
-    if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-      *out = strtod(p + n + 1, NULL);
-      return 0;
-    }
+  const char *p = text;
+  while (p && *p) {
+    if (strncmp(p, series, n) == 0 && (p[n] == ' ' || p[n] == '\t'))
+      return parse_value(p + n, out);
     p = strchr(p, '\n');
     if (p)
       p++;
