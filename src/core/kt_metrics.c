@@ -96,6 +96,17 @@ static double load_double(const _Atomic uint64_t *p)
 
 /* ---- registry ---- */
 
+/* strdup without relying on POSIX extensions. */
+static char *copy_str(const char *s)
+{
+  size_t n = strlen(s) + 1;
+  char *c = malloc(n);
+  if (c)
+    memcpy(c, s, n);
+  return c;
+}
+
+
 struct kt_metrics *kt_metrics_new(void)
 {
   struct kt_metrics *r = calloc(1, sizeof *r);
@@ -223,6 +234,61 @@ static int check_bounds(const double *b, size_t *n)
   return 1;
 }
 
+/* ---- series ---- */
+
+static const char *value_at(const char *const *values, int i)
+{
+  return values && values[i] ? values[i] : "";
+}
+
+/* FNV-1a 64 over the values, each with its NUL as separator. */
+static uint64_t hash_values(const char *const *values, int n)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < n; i++) {
+    const char *p = value_at(values, i);
+    do {
+      h ^= (unsigned char)*p;
+      h *= 1099511628211ull;
+    } while (*p++);
+  }
+  return h;
+}
+
+static int same_values(const struct kt_series *s, const char *const *values,
+                       int n)
+{
+  for (int i = 0; i < n; i++)
+    if (strcmp(s->values[i], value_at(values, i)) != 0)
+      return 0;
+  return 1;
+}
+
+static struct kt_series *new_series(const struct kt_metric *m,
+                                    const char *const *values, uint64_t hash)
+{
+  size_t nb = m->kind == KT_HISTOGRAM ? m->nbounds + 1 : 0;
+  struct kt_series *s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
+  if (!s)
+    return NULL;
+  s->m = m;
+  s->kind = m->kind;
+  s->hash = hash;
+  s->values = calloc((size_t)m->nlabels + 1, sizeof *s->values);
+  if (!s->values) {
+    free(s);
+    return NULL;
+  }
+  for (int i = 0; i < m->nlabels; i++) {
+    s->values[i] = copy_str(value_at(values, i));
+    if (!s->values[i]) {
+      free_series(s, i);
+      return NULL;
+    }
+  }
+  return s;
+}
+
 /* ---- registration ---- */
 
 static struct kt_metric *find_metric(struct kt_metrics *r, const char *name)
@@ -261,12 +327,12 @@ static int same_def(const struct kt_metric *m, const struct def *d)
 static int copy_def(struct kt_metric *m, const struct def *d)
 {
   m->kind = d->kind;
-  m->name = strdup(d->name);
-  m->help = strdup(d->help ? d->help : "");
+  m->name = copy_str(d->name);
+  m->help = copy_str(d->help ? d->help : "");
   if (!m->name || !m->help)
     return -ENOMEM;
-  for (; m->nlabels < d->nlabels; m->nlabels++) {
-    m->labels[m->nlabels] = strdup(d->labels[m->nlabels]);
+  for (; d->labels && m->nlabels < d->nlabels; m->nlabels++) {
+    m->labels[m->nlabels] = copy_str(d->labels[m->nlabels]);
     if (!m->labels[m->nlabels])
       return -ENOMEM;
   }
@@ -279,9 +345,6 @@ static int copy_def(struct kt_metric *m, const struct def *d)
   memcpy(m->bounds, d->bounds, d->nbounds * sizeof *m->bounds);
   return 0;
 }
-
-static struct kt_series *new_series(const struct kt_metric *m,
-                                    const char *const *values, uint64_t hash);
 
 static struct kt_metric *new_metric(struct kt_metrics *r, const struct def *d)
 {
@@ -297,7 +360,7 @@ static struct kt_metric *new_metric(struct kt_metrics *r, const struct def *d)
   /* Without labels the one series exists from the start: it renders as 0
    * before the first update instead of being absent. */
   if (m->nlabels == 0) {
-    m->head = m->tail = new_series(m, NULL, 0);
+    m->head = m->tail = new_series(m, NULL, hash_values(NULL, 0));
     m->nseries = m->head ? 1 : 0;
   }
   return m;
@@ -362,59 +425,6 @@ struct kt_metric *kt_metrics_histogram(struct kt_metrics *r, const char *name,
 }
 
 /* ---- series lookup ---- */
-
-static const char *value_at(const char *const *values, int i)
-{
-  return values && values[i] ? values[i] : "";
-}
-
-/* FNV-1a 64 over the values, each with its NUL as separator. */
-static uint64_t hash_values(const char *const *values, int n)
-{
-  uint64_t h = 1469598103934665603ull;
-  for (int i = 0; i < n; i++) {
-    const char *p = value_at(values, i);
-    do {
-      h ^= (unsigned char)*p;
-      h *= 1099511628211ull;
-    } while (*p++);
-  }
-  return h;
-}
-
-static int same_values(const struct kt_series *s, const char *const *values,
-                       int n)
-{
-  for (int i = 0; i < n; i++)
-    if (strcmp(s->values[i], value_at(values, i)) != 0)
-      return 0;
-  return 1;
-}
-
-static struct kt_series *new_series(const struct kt_metric *m,
-                                    const char *const *values, uint64_t hash)
-{
-  size_t nb = m->kind == KT_HISTOGRAM ? m->nbounds + 1 : 0;
-  struct kt_series *s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
-  if (!s)
-    return NULL;
-  s->m = m;
-  s->kind = m->kind;
-  s->hash = hash;
-  s->values = calloc((size_t)m->nlabels + 1, sizeof *s->values);
-  for (int i = 0; s->values && i < m->nlabels; i++) {
-    s->values[i] = strdup(value_at(values, i));
-    if (!s->values[i]) {
-      free_series(s, i);
-      return NULL;
-    }
-  }
-  if (!s->values) {
-    free(s);
-    return NULL;
-  }
-  return s;
-}
 
 static struct kt_series *find_series(const struct kt_metric *m,
                                      const char *const *values, uint64_t hash)
