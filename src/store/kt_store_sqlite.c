@@ -230,7 +230,7 @@ static int open_conn(const char *path, sqlite3 **db)
   sqlite3_busy_timeout(*db, 10000);
   /* Checkpoint the WAL every 64 MB rather than 4 MB: fewer, larger
    * checkpoints cost the writer less at ingest rates. */
-  return exec(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+  return exec(*db, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                    "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"
                    "PRAGMA wal_autocheckpoint=16384;");
 }
