@@ -77,14 +77,21 @@ cJSON *kt_decorator_body(const struct kt_audit_event *ev)
   return ev->response_object;
 }
 
+/* Values are replaced by their length: a change stays visible, the
+ * content is never stored. The next pointer is read before the item is
+ * replaced (and freed). */
 static void redact_values(cJSON *obj)
 {
-  cJSON *it;
-  cJSON_ArrayForEach(it, obj) {
+  cJSON *it = obj ? obj->child : NULL;
+  while (it) {
+    cJSON *next = it->next;
     char buf[64];
     size_t n = cJSON_IsString(it) ? strlen(it->valuestring) : 0;
     snprintf(buf, sizeof buf, "(redacted, %zu bytes)", n);
-    cJSON_ReplaceItemViaPointer(obj, it, cJSON_CreateString(buf));
+    if (it->string) /* ViaPointer would drop the key */
+      cJSON_ReplaceItemInObjectCaseSensitive(obj, it->string,
+                                             cJSON_CreateString(buf));
+    it = next;
   }
 }
 
@@ -101,8 +108,9 @@ void kt_decorator_sanitize(cJSON *body, const char *group,
   cJSON *last = cJSON_GetObjectItemCaseSensitive(
       ann, "kubectl.kubernetes.io/last-applied-configuration");
   if (last)
-    cJSON_ReplaceItemViaPointer(ann, last,
-                                cJSON_CreateString("(redacted)"));
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        ann, "kubectl.kubernetes.io/last-applied-configuration",
+        cJSON_CreateString("(redacted)"));
 }
 
 static int is_redacted(const struct kt_decorator *d,

@@ -331,13 +331,16 @@ static int parse_tags(struct search *s, const char *json, char *err,
     snprintf(err, errlen, "tags must be a JSON object of strings");
     return -EINVAL;
   }
-  cJSON *it;
-  cJSON_ArrayForEach(it, s->tags_json) {
-    if (!cJSON_IsString(it)) {
+  cJSON *it = s->tags_json->child;
+  while (it) { /* non-strings become their JSON text, as Jaeger compares */
+    cJSON *next = it->next;
+    if (!cJSON_IsString(it) && it->string) {
       char *v = cJSON_PrintUnformatted(it);
-      cJSON_ReplaceItemViaPointer(s->tags_json, it, cJSON_CreateString(v ? v : ""));
+      cJSON_ReplaceItemInObjectCaseSensitive(s->tags_json, it->string,
+                                             cJSON_CreateString(v ? v : ""));
       free(v);
     }
+    it = next;
   }
   cJSON_ArrayForEach(it, s->tags_json) {
     const char *k = it->string, *v = it->valuestring;

@@ -123,10 +123,14 @@ static int emit(struct ctx *c, const cJSON *o, const cJSON *n)
 
 static int walk(struct ctx *c, const cJSON *o, const cJSON *n);
 
+static const char *key_of(const cJSON *c)
+{
+  return c->string ? c->string : "";
+}
+
 static int cmp_keys(const void *a, const void *b)
 {
-  return strcmp((*(const cJSON *const *)a)->string,
-                (*(const cJSON *const *)b)->string);
+  return strcmp(key_of(*(const cJSON *const *)a), key_of(*(const cJSON *const *)b));
 }
 
 static const cJSON **sorted_children(const cJSON *obj, size_t *n)
@@ -163,15 +167,15 @@ static int walk_objects(struct ctx *c, const cJSON *o, const cJSON *n)
   const cJSON **a = sorted_children(o, &no), **b = sorted_children(n, &nn);
   int rc = a && b ? 0 : -ENOMEM;
   while (!rc && (i < no || j < nn)) {
-    int d = i == no ? 1 : j == nn ? -1 : strcmp(a[i]->string, b[j]->string);
+    int d = i == no ? 1 : j == nn ? -1 : strcmp(key_of(a[i]), key_of(b[j]));
     if (d < 0) {
-      rc = child(c, a[i]->string, a[i], NULL);
+      rc = child(c, key_of(a[i]), a[i], NULL);
       i++;
     } else if (d > 0) {
-      rc = child(c, b[j]->string, NULL, b[j]);
+      rc = child(c, key_of(b[j]), NULL, b[j]);
       j++;
     } else {
-      rc = child(c, a[i]->string, a[i], b[j]);
+      rc = child(c, key_of(a[i]), a[i], b[j]);
       i++;
       j++;
     }
