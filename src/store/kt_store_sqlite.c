@@ -69,6 +69,7 @@ static const char *schema =
     "CREATE UNIQUE INDEX IF NOT EXISTS spans_id ON spans(trace_id, span_id);"
     "CREATE INDEX IF NOT EXISTS spans_object ON spans"
     " (cluster, resource, name, namespace, start_us);"
+    "CREATE INDEX IF NOT EXISTS spans_resource ON spans (cluster, resource, start_us);"
     "CREATE INDEX IF NOT EXISTS spans_roots ON spans(end_us) WHERE parent_id = 0;"
     "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL,"
     " value BLOB NOT NULL, expires_us INTEGER NOT NULL,"
