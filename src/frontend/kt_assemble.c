@@ -92,10 +92,17 @@ static int fetch(struct kt_store *st, const struct kt_assemble_opts *o,
   return kt_tree_index(t) >= 0 ? 0 : -ENOENT;
 }
 
+static int same_key(const struct kt_objkey *a, const struct kt_objkey *b)
+{
+  return !strcmp(a->cluster, b->cluster) && !strcmp(a->group, b->group) &&
+         !strcmp(a->resource, b->resource) && !strcmp(a->ns, b->ns) &&
+         !strcmp(a->name, b->name);
+}
+
 static int find_obj(const struct graph *g, const struct kt_objkey *k)
 {
   for (int i = 0; i < g->n; i++)
-    if (!memcmp(&g->o[i]->key, k, sizeof *k))
+    if (same_key(&g->o[i]->key, k))
       return i;
   return -1;
 }
@@ -150,6 +157,7 @@ static void link_target(const struct kt_span *s, struct kt_objkey *k)
                       kt_span_tag(s, "linkedName")};
   for (int i = 0; i < 5; i++)
     v[i] = v[i] ? v[i] : "";
+  memset(k, 0, sizeof *k);
   snprintf(k->cluster, sizeof k->cluster, "%s", v[0]);
   snprintf(k->group, sizeof k->group, "%s", v[1]);
   snprintf(k->resource, sizeof k->resource, "%s", v[2]);

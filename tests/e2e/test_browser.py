@@ -30,11 +30,7 @@ with Kelemetry("--audit-default-cluster", "tracetest") as k:
             b",".join(l.strip() for l in f if l.strip()) + b"]}"
     st, _, _ = k.post_audit(body, "tracetest")
     assert st == 200
-    import time
-    for _ in range(100):
-        if k.metric('audit_consumer_event_total{cluster="tracetest",outcome="traced"}') >= 66:
-            break
-        time.sleep(0.05)
+    k.wait_ingested("tracetest", 66)
     env = dict(os.environ, KT_UI_URL="http://127.0.0.1:%d" % k.query, KT_SCREENSHOT_DIR=shots)
     rc = subprocess.call(["node", "ui.test.mjs"], cwd=browser_dir, env=env, timeout=120)
 os.unlink(demo)

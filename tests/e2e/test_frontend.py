@@ -3,6 +3,7 @@ e2e tests (deployment, ancestors), all 16 display modes well formed for the
 Jaeger UI, the trace-id mode switch, searches with the UI's exact
 parameters, and 4xx (never 5xx) for bad input."""
 import datetime
+import time
 import json
 import os
 import subprocess
@@ -64,11 +65,7 @@ with Kelemetry("--audit-default-cluster", "tracetest") as k:
         [b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[', b"]}"]), "tracetest")
     R.check(st == 200, "demo posted: %s" % body[:200])
     # Let the consumer finish: the traced count stops moving.
-    import time
-    for _ in range(100):
-        if k.metric('audit_consumer_event_total{cluster="tracetest",outcome="traced"}') >= 66:
-            break
-        time.sleep(0.05)
+    k.wait_ingested("tracetest", 66)
 
     st, hdrs, _ = k.get(k.query, "/redirect?" + urllib.parse.urlencode(
         {"cluster": "tracetest", "resource": "deployments", "namespace": "default",
@@ -146,6 +143,27 @@ with Kelemetry("--audit-default-cluster", "tracetest") as k:
          "query.attributes": json.dumps({"resource": "deployments"})}))
     R.check(st == 200 and len(d["summaries"]) >= 1 and len(d["summaries"][0]["traceId"]) == 32,
             "v3 trace summaries")
+
+    # A life straddling a window boundary (00:30): both windows merged, every
+    # linked object found exactly once (a regression: duplicates used to eat
+    # the follow budget).
+    old = tempfile.mktemp(suffix=".jsonl")
+    subprocess.check_call([sys.executable, os.path.join(SRC, "examples", "gen_deployment.py"),
+                           "--start", "2026-01-01T00:28:00Z", "--name", "edge", "--out", old])
+    st, _, _ = k.post_audit(open(old, "rb").read().replace(b"\n", b",").rstrip(b",").join(
+        [b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[', b"]}"]), "tracetest")
+    k.wait_ingested("tracetest", 132)
+    t0 = 1767225600 * 10**6
+    st, _, d = get_json(k, "/api/traces?" + urllib.parse.urlencode(
+        {"service": "tracing [full tree]", "operation": "tracetest",
+         "start": str(t0), "end": str(t0 + 3600 * 10**6),
+         "tags": json.dumps({"resource": "deployments", "name": "edge"})}))
+    R.check(st == 200 and len(d["data"]) == 1, "edge search")
+    tr = d["data"][0]
+    names = sorted(s["operationName"].split(" / ")[0] for s in tr["spans"])
+    R.check(len(names) == 11 and len(set(names)) == 11 and well_formed(tr),
+            "2 windows merged, 1 Deployment + 2 RS + 8 Pods: %s" % names)
+    os.unlink(old)
 
     # Bad input: 4xx with the Jaeger error envelope, never 5xx.
     for path, code in [("/api/traces?service=nope", 400),

@@ -103,6 +103,23 @@ class Kelemetry:
         return self.request(self.http, "POST", path, body,
                             {"Content-Type": "application/json"})
 
+    def wait_ingested(self, cluster, traced, timeout=30):
+        """Until `traced` events of cluster are spans and the store has
+        stopped writing (spans are committed asynchronously)."""
+        import time
+        deadline = time.time() + timeout
+        key = 'audit_consumer_event_total{cluster="%s",outcome="traced"}' % cluster
+        last, stable = -1, 0
+        while time.time() < deadline:
+            done = self.metric(key) >= traced
+            written = self.metric("store_spans_written_total")
+            stable = stable + 1 if done and written == last else 0
+            if stable >= 3:
+                return
+            last = written
+            time.sleep(0.1)
+        raise RuntimeError("ingest did not settle: " + self.logtext())
+
     def metric(self, series):
         """Value of one exact series line of /metrics, or 0."""
         _, _, text = self.get(self.metrics, "/metrics")
