@@ -20,17 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aggregator/kt_aggregator.h"
-#include "aggregator/kt_spancache.h"
 #include "audit/kt_consumer.h"
-#include "audit/kt_filter.h"
+#include "audit/kt_pipeline.h"
 #include "audit/kt_replay.h"
 #include "audit/kt_webhook.h"
 #include "core/kt_config.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
-#include "diff/kt_decorator.h"
 #include "diff/kt_diffcache.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
@@ -110,13 +107,7 @@ static const struct kt_flag flags[] = {
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
 struct app {
-  struct kt_store *store;
-  struct kt_spancache *sc;
-  struct kt_diffcache *dc;
-  struct kt_aggregator *agg;
-  struct kt_filter *filter;
-  struct kt_decorator *dec;
-  struct kt_consumer *consumer;
+  struct kt_pipeline p;
   struct kt_frontend *frontend;
   struct kt_webhook webhook;
   struct kt_http *http_webhook, *http_metrics, *http_query;
@@ -127,15 +118,15 @@ static int metrics_handle(void *ud, const struct kt_http_req *req,
                           struct kt_http_resp *resp)
 {
   struct app *a = ud;
-  if (a->consumer) {
+  if (a->p.consumer) {
     kt_series_set(kt_metric_series(a->m_queue_depth, NULL),
-                  (double)kt_consumer_depth(a->consumer));
+                  (double)kt_consumer_depth(a->p.consumer));
     kt_series_set(kt_metric_series(a->m_queue_limit, NULL),
-                  (double)kt_consumer_limit(a->consumer));
+                  (double)kt_consumer_limit(a->p.consumer));
   }
-  if (a->dc)
+  if (a->p.dc)
     kt_series_set(kt_metric_series(a->m_diffcache, NULL),
-                  (double)kt_diffcache_bytes(a->dc));
+                  (double)kt_diffcache_bytes(a->p.dc));
   size_t len;
   char *text = kt_metrics_render(kt_metrics_default(), &len);
   if (!text) {
@@ -146,7 +137,7 @@ static int metrics_handle(void *ud, const struct kt_http_req *req,
   return 0;
 }
 
-static int open_store(struct app *a)
+static int start_pipeline(struct app *a)
 {
   char path[4096];
   if (mkdir(opt.data_dir, 0750) && errno != EEXIST) {
@@ -154,30 +145,20 @@ static int open_store(struct app *a)
     return -errno;
   }
   snprintf(path, sizeof path, "%s/kelemetry.db", opt.data_dir);
-  struct kt_store_opts so = {0};
-  return kt_store_open_sqlite(path, &so, &a->store);
-}
-
-static int start_pipeline(struct app *a)
-{
-  int rc = open_store(a);
-  rc = rc ? rc : kt_spancache_memory_new(a->store, opt.span_cache_entries, &a->sc);
-  rc = rc ? rc : kt_diffcache_new(a->store, opt.diff_cache_bytes, &a->dc);
-  if (rc)
-    return rc;
-  struct kt_agg_opts ao = {
-      opt.span_ttl, opt.span_extra_ttl, opt.reserve_ttl, opt.pseudo_tags,
-      opt.event_tags, opt.tag_mapping, opt.res_obj_tag, opt.res_event_tag,
-      opt.tag_verbs, opt.owner_linker, opt.annotation_linker};
-  rc = kt_aggregator_new(&ao, a->store, a->sc, a->dc, &a->agg);
-  struct kt_filter_opts fo = {opt.exclude_types, opt.exclude_agents,
-                              opt.exclude_regex, opt.only_cluster,
-                              opt.exclude_clusters};
-  rc = rc ? rc : kt_filter_new(&fo, &a->filter);
-  rc = rc ? rc : kt_decorator_new(opt.redact_pattern, a->dc, &a->dec);
-  struct kt_consumer_opts co = {(unsigned)opt.workers, opt.queue_limit,
-                                opt.ignore_impersonate};
-  return rc ? rc : kt_consumer_new(&co, a->filter, a->dec, a->agg, &a->consumer);
+  struct kt_pipeline_opts po = {
+      .db_path = path,
+      .span_cache_entries = opt.span_cache_entries,
+      .diff_cache_bytes = opt.diff_cache_bytes,
+      .agg = {opt.span_ttl, opt.span_extra_ttl, opt.reserve_ttl,
+              opt.pseudo_tags, opt.event_tags, opt.tag_mapping,
+              opt.res_obj_tag, opt.res_event_tag, opt.tag_verbs,
+              opt.owner_linker, opt.annotation_linker},
+      .filter = {opt.exclude_types, opt.exclude_agents, opt.exclude_regex,
+                 opt.only_cluster, opt.exclude_clusters},
+      .redact_pattern = opt.redact_pattern,
+      .consumer = {(unsigned)opt.workers, opt.queue_limit,
+                   opt.ignore_impersonate}};
+  return kt_pipeline_open(&po, &a->p);
 }
 
 static void note_cluster(const char *cluster, void *ud)
@@ -196,7 +177,7 @@ static int start_query(struct app *a)
   size_t n = 0, nfe;
   struct kt_frontend_opts fo = {opt.cluster_names, opt.trace_cache_ttl,
                                 (int)opt.follow_link_limit, opt.span_ttl};
-  int rc = kt_frontend_new(&fo, a->store, &a->frontend);
+  int rc = kt_frontend_new(&fo, a->p.store, &a->frontend);
   if (rc)
     return rc;
   const struct kt_http_route *fe = kt_frontend_routes(a->frontend, &nfe);
@@ -223,7 +204,7 @@ static int start_servers(struct app *a)
   if (opt.query_enable)
     rc = start_query(a);
   if (!rc && opt.webhook_enable) {
-    a->webhook = (struct kt_webhook){a->consumer, opt.default_cluster,
+    a->webhook = (struct kt_webhook){a->p.consumer, opt.default_cluster,
                                      note_cluster, a};
     webhook_routes[0] = (struct kt_http_route){"POST", "/audit", kt_webhook_handle, &a->webhook};
     webhook_routes[1] = (struct kt_http_route){"POST", "/audit/", kt_webhook_handle, &a->webhook};
@@ -250,7 +231,7 @@ static void *retention_main(void *p)
   pthread_mutex_lock(&stop_mu);
   while (!stopping) {
     pthread_mutex_unlock(&stop_mu);
-    int64_t n = kt_store_retain(a->store, kt_now_us() - opt.retention);
+    int64_t n = kt_store_retain(a->p.store, kt_now_us() - opt.retention);
     if (n > 0)
       kt_info("retention: deleted %lld spans", (long long)n);
     pthread_mutex_lock(&stop_mu);
@@ -302,16 +283,12 @@ static void stop_all(struct app *a)
   pthread_detach(t);
   kt_http_stop(a->http_webhook); /* stop accepting first */
   stop_retention();
-  kt_consumer_free(a->consumer); /* drain */
+  kt_consumer_free(a->p.consumer); /* drain before the readers go */
+  a->p.consumer = NULL;
   kt_http_stop(a->http_query);
   kt_http_stop(a->http_metrics);
   kt_frontend_free(a->frontend);
-  kt_decorator_free(a->dec);
-  kt_filter_free(a->filter);
-  kt_aggregator_free(a->agg);
-  kt_diffcache_free(a->dc); /* persists bodies */
-  kt_spancache_free(a->sc);
-  kt_store_close(a->store); /* flush */
+  kt_pipeline_close(&a->p);
 }
 
 static void wait_signal(const sigset_t *set)
@@ -327,11 +304,11 @@ static int replay_files(struct app *a, char **files, int n)
   int rc = 0;
   FILE *prog = opt.progress && isatty(2) ? stderr : NULL;
   for (int i = 0; i < n && !rc; i++)
-    rc = kt_replay_file(a->consumer, files[i], opt.default_cluster, prog, &st);
-  kt_consumer_wait_idle(a->consumer);
-  kt_store_flush(a->store);
+    rc = kt_replay_file(a->p.consumer, files[i], opt.default_cluster, prog, &st);
+  kt_consumer_wait_idle(a->p.consumer);
+  kt_store_flush(a->p.store);
   struct kt_consumer_stats cs;
-  kt_consumer_stats(a->consumer, &cs);
+  kt_consumer_stats(a->p.consumer, &cs);
   kt_replay_summary(stdout, &st, cs.traced, cs.filtered, cs.failed);
   if (!rc && st.accepted)
     note_cluster(opt.default_cluster, a);

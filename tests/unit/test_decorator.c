@@ -11,23 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/kt_aggregator.h"
-#include "aggregator/kt_spancache.h"
-#include "audit/kt_consumer.h"
-#include "audit/kt_filter.h"
+#include "audit/kt_pipeline.h"
 #include "core/kt_time.h"
-#include "diff/kt_decorator.h"
-#include "diff/kt_diffcache.h"
-#include "store/kt_store.h"
 
 static struct {
   char dir[64];
+  struct kt_pipeline p;
   struct kt_store *store;
-  struct kt_spancache *sc;
-  struct kt_diffcache *dc;
-  struct kt_aggregator *agg;
-  struct kt_filter *filter;
-  struct kt_decorator *dec;
   struct kt_consumer *c;
 } P;
 
@@ -37,33 +27,24 @@ static int setup(void **state)
   snprintf(P.dir, sizeof P.dir, "/tmp/kt-dec-XXXXXX");
   assert_non_null(mkdtemp(P.dir));
   snprintf(path, sizeof path, "%s/db", P.dir);
-  struct kt_store_opts so = {0};
-  assert_int_equal(kt_store_open_sqlite(path, &so, &P.store), 0);
-  assert_int_equal(kt_spancache_memory_new(P.store, 0, &P.sc), 0);
-  assert_int_equal(kt_diffcache_new(P.store, 0, &P.dc), 0);
-  struct kt_agg_opts ao = {0};
-  ao.owner_linker = ao.annotation_linker = 1;
-  ao.resource_tag_mapping = "pods#nodes:spec.nodeName";
-  ao.resource_event_tag = ao.resource_object_tag = 1;
-  assert_int_equal(kt_aggregator_new(&ao, P.store, P.sc, P.dc, &P.agg), 0);
-  struct kt_filter_opts fo = {"events", "", NULL, NULL, NULL};
-  assert_int_equal(kt_filter_new(&fo, &P.filter), 0);
-  assert_int_equal(kt_decorator_new("^/v1/configmaps/secret-ns/", P.dc, &P.dec), 0);
-  struct kt_consumer_opts co = {2, 100, 0};
-  assert_int_equal(kt_consumer_new(&co, P.filter, P.dec, P.agg, &P.c), 0);
+  struct kt_pipeline_opts o = {
+      .db_path = path,
+      .agg = {.owner_linker = 1, .annotation_linker = 1,
+              .resource_tag_mapping = "pods#nodes:spec.nodeName",
+              .resource_event_tag = 1, .resource_object_tag = 1},
+      .filter = {"events", "", NULL, NULL, NULL},
+      .redact_pattern = "^/v1/configmaps/secret-ns/",
+      .consumer = {2, 100, 0}};
+  assert_int_equal(kt_pipeline_open(&o, &P.p), 0);
+  P.store = P.p.store;
+  P.c = P.p.consumer;
   return 0;
 }
 
 static int teardown(void **state)
 {
   char cmd[128];
-  kt_consumer_free(P.c);
-  kt_decorator_free(P.dec);
-  kt_filter_free(P.filter);
-  kt_aggregator_free(P.agg);
-  kt_diffcache_free(P.dc);
-  kt_spancache_free(P.sc);
-  kt_store_close(P.store);
+  kt_pipeline_close(&P.p);
   snprintf(cmd, sizeof cmd, "rm -rf %s", P.dir);
   return system(cmd);
 }

@@ -14,24 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aggregator/kt_aggregator.h"
-#include "aggregator/kt_spancache.h"
-#include "audit/kt_consumer.h"
-#include "audit/kt_filter.h"
+#include "audit/kt_pipeline.h"
 #include "audit/kt_replay.h"
-#include "diff/kt_decorator.h"
-#include "diff/kt_diffcache.h"
-#include "store/kt_store.h"
 
 struct pipe {
   char dir[256];
-  struct kt_store *store;
-  struct kt_spancache *sc;
-  struct kt_diffcache *dc;
-  struct kt_aggregator *agg;
-  struct kt_filter *filter;
-  struct kt_decorator *dec;
-  struct kt_consumer *consumer;
+  struct kt_pipeline p;
+  struct kt_store *store;        /* = p.store */
+  struct kt_consumer *consumer;  /* = p.consumer */
   struct kt_replay_stats st;
 };
 
@@ -41,34 +31,23 @@ static int open_pipeline(struct pipe *p)
 {
   char path[512];
   snprintf(path, sizeof path, "%s/kelemetry.db", p->dir);
-  struct kt_store_opts so = {0};
-  assert_int_equal(kt_store_open_sqlite(path, &so, &p->store), 0);
-  assert_int_equal(kt_spancache_memory_new(p->store, 0, &p->sc), 0);
-  assert_int_equal(kt_diffcache_new(p->store, 0, &p->dc), 0);
-  struct kt_agg_opts ao = {0};
-  ao.resource_tag_mapping = "pods#nodes:spec.nodeName";
-  ao.resource_object_tag = ao.resource_event_tag = 1;
-  ao.owner_linker = ao.annotation_linker = 1;
-  assert_int_equal(kt_aggregator_new(&ao, p->store, p->sc, p->dc, &p->agg), 0);
-  struct kt_filter_opts fo = {
-      "events,events.k8s.io/events,coordination.k8s.io/leases",
-      "/leader-election,local-path-provisioner/", NULL, NULL, NULL};
-  assert_int_equal(kt_filter_new(&fo, &p->filter), 0);
-  assert_int_equal(kt_decorator_new(NULL, p->dc, &p->dec), 0);
-  struct kt_consumer_opts co = {2, 1000, 0};
-  assert_int_equal(kt_consumer_new(&co, p->filter, p->dec, p->agg, &p->consumer), 0);
+  struct kt_pipeline_opts o = {
+      .db_path = path,
+      .agg = {.resource_tag_mapping = "pods#nodes:spec.nodeName",
+              .resource_object_tag = 1, .resource_event_tag = 1,
+              .owner_linker = 1, .annotation_linker = 1},
+      .filter = {"events,events.k8s.io/events,coordination.k8s.io/leases",
+                 "/leader-election,local-path-provisioner/", NULL, NULL, NULL},
+      .consumer = {2, 1000, 0}};
+  assert_int_equal(kt_pipeline_open(&o, &p->p), 0);
+  p->store = p->p.store;
+  p->consumer = p->p.consumer;
   return 0;
 }
 
 static void close_pipeline(struct pipe *p)
 {
-  kt_consumer_free(p->consumer);
-  kt_decorator_free(p->dec);
-  kt_filter_free(p->filter);
-  kt_aggregator_free(p->agg);
-  kt_diffcache_free(p->dc);
-  kt_spancache_free(p->sc);
-  kt_store_close(p->store);
+  kt_pipeline_close(&p->p);
 }
 
 static int setup(void **state)
