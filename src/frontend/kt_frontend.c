@@ -651,6 +651,69 @@ static int rfc3339_param(const struct kt_http_req *req, const char *k,
   return v && *v ? kt_time_parse(v, out) : 1;
 }
 
+/* Keeps only the logs that have a field named key (e.g. `audit`). */
+static void filter_logs(cJSON *trace, const char *key)
+{
+  cJSON *span;
+  cJSON_ArrayForEach(span, cJSON_GetObjectItem(trace, "spans")) {
+    cJSON *logs = cJSON_GetObjectItem(span, "logs"), *keep = cJSON_CreateArray();
+    cJSON *l = logs ? logs->child : NULL;
+    while (l) {
+      cJSON *next = l->next, *f;
+      int has = 0;
+      cJSON_ArrayForEach(f, cJSON_GetObjectItem(l, "fields"))
+        has |= !strcmp(cJSON_GetObjectItem(f, "key")->valuestring, key);
+      if (has)
+        cJSON_AddItemToArray(keep, cJSON_DetachItemViaPointer(logs, l));
+      l = next;
+    }
+    cJSON_ReplaceItemInObject(span, "logs", keep);
+  }
+}
+
+/* GET /extensions/api/v1/trace (§2.10): one object's trace as Jaeger UI
+ * JSON for other tools; span_type keeps only logs with that field. */
+static int h_extension_trace(void *ud, const struct kt_http_req *req,
+                             struct kt_http_resp *resp)
+{
+  struct kt_frontend *f = ud;
+  const char *cl = kt_http_query(req, "cluster"), *res = kt_http_query(req, "resource");
+  const char *name = kt_http_query(req, "name"), *mode = kt_http_query(req, "displayMode");
+  const char *span_type = kt_http_query(req, "span_type");
+  struct search s = {0};
+  if (!cl || !*cl || !res || !*res || !name || !*name)
+    return jaeger_error(resp, 400, "cluster, resource and name are required");
+  if (!known_cluster(f, cl))
+    return jaeger_error(resp, 404, "unknown cluster");
+  s.mode = kt_mode_by_name(mode && *mode ? mode : "tracing");
+  if (!s.mode)
+    return jaeger_error(resp, 400, "invalid displayMode");
+  s.end = kt_now_us();
+  s.start = s.end - f->o.span_ttl_us;
+  if (rfc3339_param(req, "start", &s.start) < 0 || rfc3339_param(req, "end", &s.end) < 0 ||
+      s.end < s.start)
+    return jaeger_error(resp, 400, "start and end must be RFC 3339, start before end");
+  s.cluster = cl;
+  s.resource = res;
+  s.name = name;
+  s.ns = kt_http_query(req, "namespace");
+  s.limit = 20;
+  struct found fo;
+  find_objects(f, &s, &fo);
+  if (fo.n > 1)
+    return jaeger_error(resp, 409, "several objects match: add namespace");
+  struct entry e = {.start = s.start, .end = s.end};
+  cJSON *tr = NULL;
+  if (fo.n == 1 && kt_objkey_parse(fo.obj[0], &e.key) == 0)
+    tr = render(f, &e, s.mode, kt_random_u64());
+  if (!tr)
+    return jaeger_error(resp, 404, "no trace for this object in the range");
+  if (span_type && *span_type)
+    filter_logs(tr, span_type);
+  send_json(resp, 200, tr);
+  return 0;
+}
+
 /* v3 search: the summaries the Jaeger UI v2.19+ lists. */
 static int h_summaries(void *ud, const struct kt_http_req *req,
                        struct kt_http_resp *resp)
@@ -738,6 +801,7 @@ int kt_frontend_new(const struct kt_frontend_opts *o, struct kt_store *store,
       {"GET", "/api/v3/trace-summaries", h_summaries, f},
       {"GET", "/api/dependencies", h_dependencies, f},
       {"GET", "/redirect", h_redirect, f},
+      {"GET", "/extensions/api/v1/trace", h_extension_trace, f},
   };
   f->nroutes = sizeof r / sizeof r[0];
   memcpy(f->routes, r, sizeof r);

@@ -144,6 +144,19 @@ with Kelemetry("--audit-default-cluster", "tracetest") as k:
     R.check(st == 200 and len(d["summaries"]) >= 1 and len(d["summaries"][0]["traceId"]) == 32,
             "v3 trace summaries")
 
+    # /extensions/api/v1/trace: one trace as Jaeger JSON, logs filtered.
+    hour_ago = (datetime.datetime.utcnow() - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    st, _, d = get_json(k, "/extensions/api/v1/trace?" + urllib.parse.urlencode(
+        {"cluster": "tracetest", "resource": "deployments", "namespace": "default",
+         "name": "demo", "start": hour_ago, "end": now, "span_type": "audit"}))
+    R.check(st == 200 and well_formed(d) and d["traceID"].startswith("ff20000000"),
+            "extension trace: %d" % st)
+    R.check(all(any(f["key"] == "audit" for f in l["fields"])
+                for s in d["spans"] for l in s["logs"]) and
+            sum(len(s["logs"]) for s in d["spans"]) >= 10, "span_type keeps audit logs only")
+    st, _, d = get_json(k, "/extensions/api/v1/trace?cluster=tracetest&resource=deployments")
+    R.check(st == 400, "extension trace without name: %d" % st)
+
     # A life straddling a window boundary (00:30): both windows merged, every
     # linked object found exactly once (a regression: duplicates used to eat
     # the follow budget).
