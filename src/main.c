@@ -32,6 +32,7 @@
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "frontend/kt_frontend.h"
+#include "frontend/kt_modes.h"
 #include "store/kt_store.h"
 
 struct options {
@@ -47,7 +48,7 @@ struct options {
   char *default_cluster, *only_cluster, *exclude_clusters;
   char *exclude_types, *exclude_agents, *exclude_regex, *redact_pattern;
   char *pseudo_tags, *event_tags, *tag_mapping, *tag_verbs;
-  char *cluster_names, *ui_assets;
+  char *cluster_names, *ui_assets, *tf_config;
   long follow_link_limit;
 };
 
@@ -95,6 +96,7 @@ static const struct kt_flag flags[] = {
   F("query-address", KT_STR, "", "query API / UI listen address", &opt.query_address),
   F("query-port", KT_INT, "16686", "query API / UI port", &opt.query_port),
   F("jaeger-cluster-names", KT_STR, "", "clusters offered as operations (empty = every cluster seen)", &opt.cluster_names),
+  F("jaeger-transform-config-file", KT_STR, "", "display modes in the original's tfconfig YAML format (empty = the shipped ones)", &opt.tf_config),
   F("jaeger-trace-cache-ttl", KT_DURATION, "24h", "how long a search result's trace id stays valid", &opt.trace_cache_ttl),
   F("frontend-follow-link-limit", KT_INT, "10", "linked objects fetched per trace", &opt.follow_link_limit),
   F("ui-assets", KT_STR, "", "serve this directory as the UI instead of the built-in one", &opt.ui_assets),
@@ -175,6 +177,11 @@ static struct kt_static ui;
 static int start_query(struct app *a)
 {
   size_t n = 0, nfe;
+  char err[512];
+  if (kt_modes_install(opt.tf_config, err, sizeof err)) {
+    kt_error("--jaeger-transform-config-file: %s", err);
+    return -EINVAL;
+  }
   struct kt_frontend_opts fo = {opt.cluster_names, opt.trace_cache_ttl,
                                 (int)opt.follow_link_limit, opt.span_ttl};
   int rc = kt_frontend_new(&fo, a->p.store, &a->frontend);

@@ -44,7 +44,7 @@ struct obj {
   struct kt_tree t;
   uint64_t root_id;
   int64_t root_start, root_end;
-  int first, ups, downs; /* the path that reached it */
+  struct kt_link_path path; /* how it was reached */
   int attached;
 };
 
@@ -166,9 +166,18 @@ static void link_target(const struct kt_span *s, struct kt_objkey *k)
 }
 
 /* Breadth-first over links from object 0, within the selector and budget.*/
+static void key_parts(const struct kt_objkey *k, const char *out[5])
+{
+  out[0] = k->cluster;
+  out[1] = k->group;
+  out[2] = k->resource;
+  out[3] = k->ns;
+  out[4] = k->name;
+}
+
 static void follow(struct kt_store *st, const struct kt_assemble_opts *o,
-                   struct graph *g, const struct kt_link_selector *sel,
-                   int64_t start, int64_t end)
+                   struct graph *g, const struct kt_mode *m, int64_t start,
+                   int64_t end)
 {
   int budget = o->follow_limit;
   for (int i = 0; i < g->n; i++) {
@@ -186,16 +195,19 @@ static void follow(struct kt_store *st, const struct kt_assemble_opts *o,
       link_target(s, &target);
       int j = find_obj(g, &target);
       if (j < 0) {
-        if (budget <= 0 ||
-            !kt_link_admit(sel, ob->first, ob->ups, ob->downs, up, cls))
+        const char *me[5], *other[5];
+        key_parts(&ob->key, me);
+        key_parts(&target, other);
+        if (budget <= 0 || !kt_mode_admit(m, &ob->path, up ? other : me,
+                                          up ? me : other, up, cls))
           continue;
         budget--;
         j = add_obj(st, o, g, &target, start, end);
         if (j < 0)
           continue;
-        g->o[j]->first = ob->first ? ob->first : (up ? 1 : -1);
-        g->o[j]->ups = ob->ups + up;
-        g->o[j]->downs = ob->downs + !up;
+        g->o[j]->path.first = ob->path.first ? ob->path.first : (up ? 1 : -1);
+        g->o[j]->path.ups = ob->path.ups + up;
+        g->o[j]->path.downs = ob->path.downs + !up;
       }
       add_edge(g, up ? j : i, up ? i : j, cls);
     }
@@ -263,7 +275,7 @@ int kt_assemble(struct kt_store *st, const struct kt_assemble_opts *o,
   struct graph g = {0};
   if (add_obj(st, o, &g, key, start, end) < 0)
     return -ENOENT;
-  follow(st, o, &g, &m->sel, start, end);
+  follow(st, o, &g, m, start, end);
   attach(&g, top_of(&g, 0), out);
   for (int i = 0; i < g.n; i++) {
     kt_tree_free(&g.o[i]->t);

@@ -617,7 +617,7 @@ static int h_redirect(void *ud, const struct kt_http_req *req,
   if (!ts)
     t = kt_now_us();
   struct search s = {0};
-  s.mode = kt_mode_by_id(KT_MODE_DEFAULT);
+  s.mode = kt_mode_default();
   s.cluster = cl;
   s.resource = res;
   s.name = name;
@@ -637,7 +637,7 @@ static int h_redirect(void *ud, const struct kt_http_req *req,
   uint64_t key = kt_random_u64();
   char id[33];
   cache_put(f, key, &e);
-  kt_mode_trace_id(KT_MODE_DEFAULT, key, id);
+  kt_mode_trace_id(s.mode->id, key, id);
   resp->status = 302;
   snprintf(resp->location, sizeof resp->location, "/trace/%s", id);
   kt_http_set_body(resp, 302, "text/plain", strdup("Found"), 5);

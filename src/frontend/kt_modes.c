@@ -1,5 +1,4 @@
-/* kt_modes: see the header. The table is built once from the 4 base views
- * and the 3 modifiers, as the original's modifier expansion does. */
+/* kt_modes: see the header. */
 #include "frontend/kt_modes.h"
 
 #include <errno.h>
@@ -8,45 +7,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct kt_mode table[KT_NMODES];
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+#include "core/kt_log.h"
 
-static void build(void)
+static struct kt_tf_set set;
+static int installed;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+int kt_modes_install(const char *file, char *err, size_t errlen)
 {
-  static const char *views[] = {"tree", "timeline", "tracing", "grouped"};
-  static const struct {
-    uint32_t bit;
-    const char *name;
-    struct kt_link_selector sel;
-  } mods[] = {
-      {0, NULL, {0, 0, 0, NULL}},
-      {0x01000000u, "full tree", {3, 3, 1, NULL}},
-      {0x02000000u, "ancestors", {3, 0, 0, "children"}},
-      {0x04000000u, "owned objects", {0, 3, 0, "children"}},
-  };
-  /* Default (tracing) first, then the other bases, then modifiers. */
-  static const int order[] = {2, 0, 1, 3};
-  size_t n = 0;
-  for (int m = 0; m < 4; m++)
-    for (int v = 0; v < 4; v++) {
-      struct kt_mode *md = &table[n++];
-      int view = order[v];
-      md->id = (uint32_t)view << 28 | mods[m].bit;
-      md->view = (enum kt_view)view;
-      md->sel = mods[m].sel;
-      if (mods[m].name)
-        snprintf(md->name, sizeof md->name, "%s [%s]", views[view],
-                 mods[m].name);
-      else
-        snprintf(md->name, sizeof md->name, "%s", views[view]);
-    }
+  struct kt_tf_set s;
+  int rc = file && *file ? kt_tf_load_file(file, &s, err, errlen)
+                         : kt_tf_load_default(&s, err, errlen);
+  if (rc)
+    return rc;
+  pthread_mutex_lock(&mu);
+  if (installed)
+    kt_tf_free(&set);
+  set = s;
+  installed = 1;
+  pthread_mutex_unlock(&mu);
+  return 0;
 }
 
 const struct kt_mode *kt_modes(size_t *n)
 {
-  pthread_once(&once, build);
-  *n = KT_NMODES;
-  return table;
+  pthread_mutex_lock(&mu);
+  if (!installed) {
+    char err[256];
+    if (kt_tf_load_default(&set, err, sizeof err) == 0)
+      installed = 1;
+    else
+      kt_error("built-in transform config: %s", err);
+  }
+  pthread_mutex_unlock(&mu);
+  *n = set.nmodes;
+  return set.modes;
 }
 
 const struct kt_mode *kt_mode_by_id(uint32_t id)
@@ -73,6 +68,13 @@ const struct kt_mode *kt_mode_by_name(const char *name)
   return NULL;
 }
 
+const struct kt_mode *kt_mode_default(void)
+{
+  size_t n;
+  const struct kt_mode *m = kt_modes(&n);
+  return n ? &m[0] : NULL;
+}
+
 void kt_mode_trace_id(uint32_t mode, uint64_t key, char out[33])
 {
   snprintf(out, 33, "ff%08xe1e3e7%016llx", mode, (unsigned long long)key);
@@ -95,12 +97,38 @@ int kt_mode_parse_trace_id(const char *id, uint32_t *mode, uint64_t *key)
   return 0;
 }
 
-int kt_link_admit(const struct kt_link_selector *s, int first, int ups,
-                  int downs, int up, const char *cls)
+static int obj_match(const struct kt_objfilter *f, const char *const k[5])
 {
-  if (s->cls && strcmp(s->cls, cls ? cls : "") != 0)
+  return kt_strfilter_match(&f->cluster, k[0]) &&
+         kt_strfilter_match(&f->group, k[1]) &&
+         kt_strfilter_match(&f->resource, k[2]) &&
+         kt_strfilter_match(&f->ns, k[3]) && kt_strfilter_match(&f->name, k[4]);
+}
+
+static int sel_admit(const struct kt_link_selector *s,
+                     const struct kt_link_path *p, const char *const parent[5],
+                     const char *const child[5], int up, const char *cls)
+{
+  for (size_t i = 0; i < s->npats; i++) {
+    const struct kt_link_pattern *lp = &s->pats[i];
+    if (!obj_match(&lp->parent, parent) || !obj_match(&lp->child, child) ||
+        !kt_strfilter_match(&lp->link_class, cls) ||
+        (!up && !lp->from_parent) || (up && !lp->from_child))
+      return 0;
+  }
+  if (!s->include_siblings && p->first && p->first != (up ? 1 : -1))
     return 0;
-  if (s->no_siblings && first && first != (up ? 1 : -1))
-    return 0;
-  return up ? ups < s->up_max : downs < s->down_max;
+  if (up)
+    return s->up_max < 0 || p->ups < s->up_max;
+  return s->down_max < 0 || p->downs < s->down_max;
+}
+
+int kt_mode_admit(const struct kt_mode *m, const struct kt_link_path *p,
+                  const char *const parent[5], const char *const child[5],
+                  int up, const char *cls)
+{
+  for (size_t i = 0; i < m->nsels; i++)
+    if (sel_admit(m->sels[i], p, parent, child, up, cls ? cls : ""))
+      return 1;
+  return 0;
 }

@@ -1,49 +1,44 @@
-/* kt_modes: Kelemetry's display modes (behaviour spec §2.3, §2.7). A mode
- * is a 32-bit id: the base view in the high nibble (0 tree, 1 timeline,
- * 2 tracing, 3 grouped) OR'd with at most one link-selector modifier
- * (01 full tree, 02 ancestors, 04 owned objects): 16 modes. The mode rides
- * in every trace id handed out,
+/* kt_modes: the display modes in force (behaviour spec §2.3) — built from
+ * the transform configuration (kt_transform): the shipped one, or a file
+ * given with --jaeger-transform-config-file — and the trace-id encoding
  *     ff <8 hex mode> e1e3e7 <16 hex cache key>,
- * so editing those 8 digits in a URL re-renders the trace in another mode. */
+ * so that editing those 8 digits in a URL re-renders a trace in another
+ * mode. */
 #ifndef KT_MODES_H
 #define KT_MODES_H
 #include <stddef.h>
 #include <stdint.h>
 
-enum kt_view { KT_VIEW_TREE, KT_VIEW_TIMELINE, KT_VIEW_TRACING, KT_VIEW_GROUPED };
-
-/* Which links a mode follows from the searched object. */
-struct kt_link_selector {
-  int up_max, down_max;  /* steps allowed in each direction (0 = none) */
-  int no_siblings;       /* every step in the direction of the first */
-  const char *cls;       /* required link class, NULL = any */
-};
-
-struct kt_mode {
-  uint32_t id;
-  enum kt_view view;
-  char name[64];
-  struct kt_link_selector sel;
-};
+#include "frontend/kt_transform.h"
 
 #define KT_MODE_DEFAULT 0x20000000u
-#define KT_NMODES 16
 
-/* All modes, the default first. */
+/* Installs the modes of file (NULL or "" = the shipped ones). Call once,
+ * before serving. 0, or -EINVAL with a reason in err. */
+int kt_modes_install(const char *file, char *err, size_t errlen);
+/* All modes, the default first (installs the shipped ones if needed). */
 const struct kt_mode *kt_modes(size_t *n);
 const struct kt_mode *kt_mode_by_id(uint32_t id);
 /* Accepts the name with an optional "* " prefix (as the original). */
 const struct kt_mode *kt_mode_by_name(const char *name);
+const struct kt_mode *kt_mode_default(void);
 
 /* Trace ids: out needs 33 bytes. */
 void kt_mode_trace_id(uint32_t mode, uint64_t key, char out[33]);
 /* 0 and mode/key, or -EINVAL if id is not one of ours. */
 int kt_mode_parse_trace_id(const char *id, uint32_t *mode, uint64_t *key);
 
-/* Can a path that has made `ups` upward and `downs` downward steps, whose
- * first step went up (first = 1) or down (first = -1, 0 = none yet), take
- * one more step in direction up (1) or down (-1) over a link of class cls? */
-int kt_link_admit(const struct kt_link_selector *s, int first, int ups,
-                  int downs, int up, const char *cls);
+/* The path followed so far from the searched object. */
+struct kt_link_path {
+  int first; /* direction of the first step: 1 up, -1 down, 0 none */
+  int ups, downs;
+};
+
+/* May the path take one more step over a link of class cls, upward (up = 1,
+ * to the parent) or downward? parent/child are the link's two objects as
+ * {cluster, group, resource, namespace, name}. */
+int kt_mode_admit(const struct kt_mode *m, const struct kt_link_path *p,
+                  const char *const parent[5], const char *const child[5],
+                  int up, const char *cls);
 
 #endif

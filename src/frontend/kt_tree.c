@@ -258,7 +258,7 @@ static const char *find_tag_below(struct kt_tree *t, int i, const char *key)
   return NULL;
 }
 
-static void object_tags(struct kt_tree *t, const char *key)
+static void object_tags_one(struct kt_tree *t, const char *key)
 {
   for (size_t i = 0; i < t->n; i++) {
     struct kt_span *s = t->s[i];
@@ -284,27 +284,48 @@ static void set_str(char **field, const char *v)
   }
 }
 
-/* Object spans: service = resource, operation = "[namespace ]name". */
-static void service_operation(struct kt_tree *t)
+static void object_tags(struct kt_tree *t, const struct kt_step *st)
 {
-  char op[512];
+  for (size_t k = 0; k < st->nstrs; k++)
+    object_tags_one(t, st->strs[k]);
+}
+
+/* Spans of a trace source: service or operation := the listed tags' values
+ * joined by spaces, skipping empty ones and namespace "default". */
+static void service_operation(struct kt_tree *t, const struct kt_step *st)
+{
+  char buf[512];
   for (size_t i = 0; i < t->n; i++) {
     struct kt_span *s = t->s[i];
     const char *src = s ? kt_span_tag(s, SOURCE) : NULL;
-    if (!src || strcmp(src, "object") != 0 || is_type(s, "linkClass"))
+    if (!src || strcmp(src, st->trace_source) != 0 || is_type(s, "linkClass"))
       continue;
-    const char *res = kt_span_tag(s, "resource");
-    const char *ns = kt_span_tag(s, "namespace");
-    const char *name = kt_span_tag(s, "name");
-    if (res && *res)
-      set_str(&s->service, res);
-    int n = 0;
-    op[0] = 0;
-    if (ns && *ns && strcmp(ns, "default") != 0)
-      n = snprintf(op, sizeof op, "%s", ns);
-    if (name && *name)
-      snprintf(op + n, sizeof op - (size_t)n, "%s%s", n ? " " : "", name);
-    set_str(&s->operation, op);
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t k = 0; k < st->nstrs && n < sizeof buf; k++) {
+      const char *v = kt_span_tag(s, st->strs[k]);
+      if (!v || !*v || (!strcmp(st->strs[k], "namespace") && !strcmp(v, "default")))
+        continue;
+      n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", n ? " " : "", v);
+    }
+    if (st->dest_operation)
+      set_str(&s->operation, buf);
+    else if (n)
+      set_str(&s->service, buf);
+  }
+}
+
+static void replace_name(struct kt_tree *t)
+{
+  for (size_t i = 0; i < t->n; i++) {
+    const char *v = t->s[i] ? kt_span_tag(t->s[i], "zzz-kelemetryName") : NULL;
+    if (v) {
+      char *c = strdup(v);
+      if (c) {
+        free(t->s[i]->operation);
+        t->s[i]->operation = c;
+      }
+    }
   }
 }
 
@@ -320,100 +341,127 @@ static void add_field(struct kt_tag **f, size_t *n, const char *k,
   (*n)++;
 }
 
-/* Splits audit/objectDiff lines into `diff` and `verbose diff` fields;
- * managedFields lines are dropped. */
-static void diff_fields(const struct kt_span *c, struct kt_tag **f, size_t *n)
+/* The class of a diff line's path: the longest configured prefix of it,
+ * trimming a trailing `[...]` or `.segment` step by step; else default. */
+static size_t diff_class(const struct kt_step *st, const char *line)
+{
+  char path[512];
+  const char *sp = strchr(line, ' ');
+  size_t n = sp ? (size_t)(sp - line) : strlen(line);
+  if (n >= sizeof path)
+    n = sizeof path - 1;
+  memcpy(path, line, n);
+  path[n] = 0;
+  for (;;) {
+    for (size_t i = 0; i < st->nprefixes; i++)
+      if (!strcmp(st->prefixes[i].prefix, path))
+        return st->prefixes[i].cls;
+    char *cut = strrchr(path, path[n ? strlen(path) - 1 : 0] == ']' ? '[' : '.');
+    if (!cut || cut == path)
+      return 0;
+    *cut = 0;
+  }
+}
+
+
+/* Splits audit/objectDiff lines into one field per displayed class, in
+ * class priority order. */
+static void diff_fields(const struct kt_step *st, const struct kt_span *c,
+                        struct kt_tag **f, size_t *n)
 {
   size_t cap = 0;
   for (size_t i = 0; i < c->nlogs; i++)
     if (strcmp(c->logs[i].type, "audit/objectDiff") == 0)
       cap += strlen(c->logs[i].msg) + 1;
-  if (!cap)
+  if (!cap || !st->nclasses)
     return;
-  char *diff = calloc(1, cap + 1), *verbose = calloc(1, cap + 1);
-  for (size_t i = 0; diff && verbose && i < c->nlogs; i++) {
+  char **text = calloc(st->nclasses, sizeof *text);
+  size_t order[32], nc = st->nclasses < 32 ? st->nclasses : 32;
+  for (size_t k = 0; text && k < nc; k++) {
+    text[k] = calloc(1, cap + 1);
+    order[k] = k;
+  }
+  for (size_t i = 0; text && i < c->nlogs; i++) {
     if (strcmp(c->logs[i].type, "audit/objectDiff") != 0)
       continue;
-    const char *p = c->logs[i].msg;
-    while (*p) {
+    for (const char *p = c->logs[i].msg; *p;) {
       const char *nl = strchr(p, '\n');
       size_t len = nl ? (size_t)(nl - p) : strlen(p);
-      int is_verbose = !strncmp(p, "metadata.resourceVersion ", 25) ||
-                       !strncmp(p, "metadata.generation ", 20);
-      int hidden = !strncmp(p, "metadata.managedFields", 22);
-      char *dst = is_verbose ? verbose : diff;
-      if (!hidden && len) {
-        if (*dst)
-          strcat(dst, "\n");
-        strncat(dst, p, len);
+      size_t k = diff_class(st, p);
+      if (len && k < nc && text[k] && st->classes[k].display) {
+        if (*text[k])
+          strcat(text[k], "\n");
+        strncat(text[k], p, len);
       }
       p += len + (nl ? 1 : 0);
     }
   }
-  if (diff && *diff)
-    add_field(f, n, "diff", diff);
-  if (verbose && *verbose)
-    add_field(f, n, "verbose diff", verbose);
-  free(diff);
-  free(verbose);
+  for (size_t a = 1; a < nc; a++) /* by priority; a handful of classes */
+    for (size_t b = a; b > 0 && st->classes[order[b - 1]].priority >
+                                    st->classes[order[b]].priority; b--) {
+      size_t tmp = order[b];
+      order[b] = order[b - 1];
+      order[b - 1] = tmp;
+    }
+  for (size_t k = 0; text && k < nc; k++)
+    if (text[order[k]] && *text[order[k]])
+      add_field(f, n, st->classes[order[k]].name, text[order[k]]);
+  for (size_t k = 0; text && k < nc; k++)
+    free(text[k]);
+  free(text);
 }
 
-static void collapse_child(struct kt_span *parent, const struct kt_span *c)
+static void collapse_child(const struct kt_step *st, struct kt_span *parent,
+                           const struct kt_span *c)
 {
-  static const char *maps[][3] = {{"audit", "userAgent", "userAgent"},
-                                  {"audit", "sourceIP", "sourceIP"},
-                                  {"event", "action", "action"},
-                                  {"event", "source", "source"}};
-  static const char *types[][2] = {{"event/message", "message"},
-                                   {"audit/objectSnapshot", "snapshot"},
-                                   {"realError", "error"},
-                                   {"realVerbose", ""},
-                                   {"kelemetryError", "_debug"}};
   const char *src = kt_span_tag(c, SOURCE);
   struct kt_tag *f = NULL;
   size_t n = 0;
   add_field(&f, &n, SOURCE, src);
   add_field(&f, &n, src, c->operation);
-  for (size_t i = 0; i < 4; i++) {
-    const char *v = kt_span_tag(c, maps[i][1]);
-    if (!strcmp(src, maps[i][0]) && v && *v)
-      add_field(&f, &n, maps[i][2], v);
+  for (size_t i = 0; i < st->nmaps; i++) {
+    const char *v = kt_span_tag(c, st->maps[i].from);
+    if (!strcmp(src, st->maps[i].src) && v && *v)
+      add_field(&f, &n, st->maps[i].to, v);
   }
-  diff_fields(c, &f, &n);
+  diff_fields(st, c, &f, &n);
   for (size_t i = 0; i < c->nlogs; i++)
-    for (size_t j = 0; j < 5; j++)
-      if (strcmp(c->logs[i].type, types[j][0]) == 0)
-        add_field(&f, &n, types[j][1], c->logs[i].msg);
+    for (size_t j = 0; j < st->nlogmaps; j++)
+      if (strcmp(c->logs[i].type, st->logmaps[j].type) == 0)
+        add_field(&f, &n, st->logmaps[j].field, c->logs[i].msg);
   kt_span_add_log_fields(parent, c->start_us, f, n);
 }
 
-static void collapse(struct kt_tree *t)
+/* Each pseudo span's direct non-pseudo children of a collapsible trace
+ * source become logs on it (with their subtree gone). */
+static void collapse(struct kt_tree *t, const struct kt_step *st)
 {
   for (size_t i = 0; i < t->n; i++) {
     if (!t->s[i] || !pseudo(t->s[i]))
       continue;
     for (size_t k = 0; k < t->nkids[i]; k++) {
       int c = t->kids[i][k];
-      if (!t->s[c] || pseudo(t->s[c]) || !kt_span_tag(t->s[c], SOURCE))
+      const char *src = t->s[c] ? kt_span_tag(t->s[c], SOURCE) : NULL;
+      if (!src || pseudo(t->s[c]) || !kt_strfilter_match(&st->filter, src))
         continue;
-      collapse_child(t->s[i], t->s[c]);
+      collapse_child(st, t->s[i], t->s[c]);
       delete_subtree(t, c);
     }
   }
 }
 
 /* Pre-order, so a chain of extracted spans hoists to the first survivor. */
-static void extract(struct kt_tree *t, int i, const char *type)
+static void extract(struct kt_tree *t, int i, const struct kt_strfilter *f)
 {
   struct kt_span *s = t->s[i];
   if (!s)
     return;
-  int gone = i != t->root && is_type(s, type);
+  int gone = i != t->root && pseudo(s) && kt_strfilter_match(f, pseudo(s));
   for (size_t k = 0; k < t->nkids[i]; k++) {
     int c = t->kids[i][k];
     if (gone && t->s[c])
       t->s[c]->parent_id = s->parent_id;
-    extract(t, c, type);
+    extract(t, c, f);
   }
   if (gone) {
     kt_span_free(s);
@@ -450,8 +498,9 @@ static void compact(struct kt_tree *t, int i)
   s->end_us = hi;
 }
 
-/* Non-event logs of each span move to one child span per trace source. */
-static void group_by_source(struct kt_tree *t)
+/* Logs whose trace source the filter selects move to one child span per
+ * trace source. */
+static void group_by_source(struct kt_tree *t, const struct kt_strfilter *f)
 {
   size_t n = t->n;
   for (size_t i = 0; i < n; i++) {
@@ -462,11 +511,12 @@ static void group_by_source(struct kt_tree *t)
     size_t keep = 0;
     for (size_t l = 0; l < s->nlogs; l++) {
       const char *src = kt_log_field(&s->logs[l], SOURCE);
-      if (!src || strcmp(src, "event") == 0) {
-        s->logs[keep++] = s->logs[l];
+      if (!src || !kt_strfilter_match(f, src) ||
+          (g && strcmp(g->service, src) != 0)) {
+        s->logs[keep++] = s->logs[l]; /* other sources: next pass */
         continue;
       }
-      if (!g) { /* one per source; the shipped config has only audit */
+      if (!g) {
         g = kt_span_new(src, src);
         if (!g) {
           s->logs[keep++] = s->logs[l];
@@ -531,28 +581,62 @@ static void prune_tags(struct kt_tree *t)
   set_str(&r->operation, op);
 }
 
+/* Whether a step changes the tree's shape (the index must be rebuilt). */
+static int reshapes(enum kt_step_kind k)
+{
+  return k == KT_STEP_PRUNE_CHILDLESS || k == KT_STEP_COLLAPSE ||
+         k == KT_STEP_EXTRACT || k == KT_STEP_GROUP;
+}
+
+static void run_step(struct kt_tree *t, const struct kt_step *st)
+{
+  switch (st->kind) {
+  case KT_STEP_PRUNE_CHILDLESS:
+    prune_childless(t, t->root);
+    break;
+  case KT_STEP_REPLACE_NAME:
+    replace_name(t);
+    break;
+  case KT_STEP_OBJECT_TAGS:
+    object_tags(t, st);
+    break;
+  case KT_STEP_SVC_OP_REPLACE:
+    service_operation(t, st);
+    break;
+  case KT_STEP_CLUSTER_NAME:
+    cluster_prefix(t, t->root, NULL);
+    break;
+  case KT_STEP_PRUNE_TAGS:
+    prune_tags(t);
+    break;
+  case KT_STEP_COLLAPSE:
+    collapse(t, st);
+    break;
+  case KT_STEP_EXTRACT:
+    extract(t, t->root, &st->filter);
+    break;
+  case KT_STEP_COMPACT:
+    compact(t, t->root);
+    break;
+  case KT_STEP_GROUP:
+    /* one pass per trace source: each pass moves one source's logs */
+    for (int pass = 0; pass < 8; pass++) {
+      size_t before = t->n;
+      group_by_source(t, &st->filter);
+      if (t->n == before)
+        break;
+    }
+    break;
+  }
+}
+
 void kt_tree_transform(struct kt_tree *t, const struct kt_mode *m)
 {
   if (kt_tree_index(t) < 0)
     return;
-  prune_childless(t, t->root);
-  kt_tree_index(t);
-  object_tags(t, "nodes");
-  service_operation(t);
-  if (m->view == KT_VIEW_TRACING || m->view == KT_VIEW_GROUPED) {
-    collapse(t);
-    kt_tree_index(t);
+  for (size_t i = 0; i < m->nsteps; i++) {
+    run_step(t, m->steps[i]);
+    if (reshapes(m->steps[i]->kind) && kt_tree_index(t) < 0)
+      return;
   }
-  if (m->view == KT_VIEW_TIMELINE || m->view == KT_VIEW_TRACING) {
-    extract(t, t->root, m->view == KT_VIEW_TIMELINE ? "object" : "linkClass");
-    kt_tree_index(t);
-  }
-  if (m->view == KT_VIEW_GROUPED) {
-    group_by_source(t);
-    kt_tree_index(t);
-  }
-  if (m->view == KT_VIEW_TRACING || m->view == KT_VIEW_GROUPED)
-    compact(t, t->root);
-  cluster_prefix(t, t->root, NULL);
-  prune_tags(t);
 }

@@ -200,5 +200,21 @@ with Kelemetry("--audit-default-cluster", "tracetest") as k:
     st, _, _ = k.get(k.query, "/../../etc/passwd")
     R.check(st in (400, 404), "no path traversal")
 
+# A transform config file replaces the shipped modes.
+tf = tempfile.mktemp(suffix=".yaml")
+with open(tf, "w") as f:
+    f.write('configs:\n  - id: "00000001"\n    name: flat\n    steps:\n'
+            '      - {kind: PruneChildlessVisitor}\n      - {kind: PruneTagsVisitor}\n')
+with Kelemetry("--jaeger-transform-config-file", tf) as k2:
+    st, _, d = get_json(k2, "/api/services")
+    R.check(st == 200 and d["data"] == ["flat"], "custom transform config: %s" % d)
+with open(tf, "w") as f:
+    f.write("configs:\n  - {id: '1', name: x, steps: [{kind: Bogus}]}\n")
+p = subprocess.run([os.environ.get("KT_BIN", "build/kelemetry"), "--jaeger-transform-config-file", tf,
+                    "--data-dir", tempfile.mkdtemp(), "--http-port", "0", "--query-port", "0",
+                    "--metrics-enable=false"], capture_output=True, timeout=30)
+R.check(p.returncode != 0 and "unknown step kind Bogus" in p.stderr.decode(),
+        "bad transform config refused: %d %s" % (p.returncode, p.stderr.decode()[-200:]))
+os.unlink(tf)
 os.unlink(demo)
 R.finish()
