@@ -492,9 +492,16 @@ static int apply_modifier(struct kt_tf_set *set, const struct mod *md,
     *c = *m;
     c->id = m->id | md->bit;
     c->steps = malloc(m->nsteps * sizeof *c->steps + 1);
-    memcpy(c->steps, m->steps, m->nsteps * sizeof *c->steps);
     c->sels = malloc((m->nsels + 1) * sizeof *c->sels);
-    memcpy(c->sels, m->sels, m->nsels * sizeof *c->sels);
+    if (!c->steps || !c->sels) {
+      free(c->steps);
+      free(c->sels);
+      return -ENOMEM;
+    }
+    for (size_t k = 0; k < m->nsteps; k++)
+      c->steps[k] = m->steps[k];
+    for (size_t k = 0; k < m->nsels; k++)
+      c->sels[k] = m->sels[k];
     c->sels[c->nsels++] = sel;
     snprintf(c->classes[c->nclasses++], 64, "%s", cls);
     memcpy(base[set->nmodes], base[i], 128);
@@ -512,6 +519,7 @@ static int apply_modifier(struct kt_tf_set *set, const struct mod *md,
 static int build_set(const cJSON *doc, struct kt_tf_set *set, char *err,
                      size_t errlen)
 {
+  /* Loading happens once, at startup, on one thread. */
   static char base[MAX_MODES][128], disp[MAX_MODES][8][64];
   static size_t ndisp[MAX_MODES];
   const cJSON *cfg, *batches = cJSON_GetObjectItemCaseSensitive(doc, "batches");
