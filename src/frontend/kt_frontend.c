@@ -24,14 +24,15 @@
 #include "core/kt_time.h"
 #include "frontend/kt_assemble.h"
 #include "frontend/kt_modes.h"
+#include "frontend/kt_tracecache.h"
 #include "store/kt_store.h"
 
-#define KV_NS "trace"
 #define MAX_LIMIT 1500
 
 struct kt_frontend {
   struct kt_frontend_opts o;
   struct kt_store *store;
+  struct kt_tracecache *cache;
   pthread_mutex_t mu;
   char *clusters[256];
   int nclusters, fixed_clusters;
@@ -136,26 +137,22 @@ struct entry {
   int64_t start, end;
 };
 
+/* An entry is "<start> <end> <cluster/group/resource/namespace/name>". */
 static void cache_put(struct kt_frontend *f, uint64_t id, const struct entry *e)
 {
-  char k[32], v[1024], obj[900];
-  snprintf(k, sizeof k, "%016llx", (unsigned long long)id);
+  char v[1024], obj[900];
   kt_objkey_format(&e->key, obj, sizeof obj);
-  int n = snprintf(v, sizeof v, "%lld %lld %s", (long long)e->start,
-                   (long long)e->end, obj);
-  kt_store_kv_put(f->store, KV_NS, k, v, (size_t)n,
-                  kt_now_us() + f->o.trace_cache_ttl_us);
+  snprintf(v, sizeof v, "%lld %lld %s", (long long)e->start, (long long)e->end,
+           obj);
+  f->cache->ops->put(f->cache->impl, id, v, f->o.trace_cache_ttl_us);
 }
 
 static int cache_get(struct kt_frontend *f, uint64_t id, struct entry *e)
 {
-  char k[32], *v;
-  size_t len;
+  char *v;
   long long s, t;
   int off = 0;
-  snprintf(k, sizeof k, "%016llx", (unsigned long long)id);
-  kt_store_flush(f->store); /* a search's entry may still be queued */
-  if (kt_store_kv_get(f->store, KV_NS, k, &v, &len))
+  if (f->cache->ops->get(f->cache->impl, id, &v))
     return -ENOENT;
   int rc = sscanf(v, "%lld %lld %n", &s, &t, &off) >= 2 && off > 0
                ? kt_objkey_parse(v + off, &e->key) : -EINVAL;
@@ -780,6 +777,10 @@ int kt_frontend_new(const struct kt_frontend_opts *o, struct kt_store *store,
   if (!f->o.span_ttl_us)
     f->o.span_ttl_us = 30 * 60 * 1000000LL;
   f->store = store;
+  if (kt_tracecache_embedded_new(store, 0, &f->cache)) {
+    free(f);
+    return -ENOMEM;
+  }
   pthread_mutex_init(&f->mu, NULL);
   if (o->clusters && *o->clusters) {
     char *copy = strdup(o->clusters), *save = NULL;
@@ -815,6 +816,7 @@ void kt_frontend_free(struct kt_frontend *f)
     return;
   for (int i = 0; i < f->nclusters; i++)
     free(f->clusters[i]);
+  kt_tracecache_free(f->cache);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }

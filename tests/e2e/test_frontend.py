@@ -200,6 +200,37 @@ with Kelemetry("--audit-default-cluster", "tracetest") as k:
     st, _, _ = k.get(k.query, "/../../etc/passwd")
     R.check(st in (400, 404), "no path traversal")
 
+# Trace ids survive a restart (the trace cache is persisted in the store).
+ddir = tempfile.mkdtemp(prefix="kt-fe-")
+with Kelemetry("--audit-default-cluster", "tracetest", data_dir=ddir) as k3:
+    k3.post_audit(open(demo, "rb").read().replace(b"\n", b",").rstrip(b",").join(
+        [b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[', b"]}"]), "tracetest")
+    k3.wait_ingested("tracetest", 66)
+    st, hdrs, _ = k3.get(k3.query, "/redirect?" + urllib.parse.urlencode(
+        {"cluster": "tracetest", "resource": "deployments", "name": "demo", "ts": now}))
+    kept = hdrs.get("Location", "").rsplit("/", 1)[-1]
+with Kelemetry("--audit-default-cluster", "tracetest", data_dir=ddir) as k3:
+    st, _, d = get_json(k3, "/api/traces/" + kept)
+    R.check(st == 200 and d["data"][0]["traceID"] == kept, "trace id valid after restart: %d" % st)
+
+# --ui-assets: another UI build served instead, SPA routes to its index.
+ui = tempfile.mkdtemp(prefix="kt-ui-")
+os.makedirs(os.path.join(ui, "static", "js"))
+with open(os.path.join(ui, "index.html"), "w") as f:
+    f.write("<!doctype html><title>other ui</title>")
+with open(os.path.join(ui, "static", "js", "main.js"), "w") as f:
+    f.write("console.log(1)")
+with Kelemetry("--ui-assets", ui) as k4:
+    st, hdrs, body = k4.get(k4.query, "/static/js/main.js")
+    R.check(st == 200 and "javascript" in hdrs.get("Content-Type", "") and body == b"console.log(1)",
+            "--ui-assets serves files")
+    st, _, body = k4.get(k4.query, "/trace/ff20000000e1e3e70123456789abcdef")
+    R.check(st == 200 and b"other ui" in body, "--ui-assets SPA fallback")
+    st, _, _ = k4.get(k4.query, "/static/../../../etc/passwd")
+    R.check(st in (400, 404), "--ui-assets refuses traversal: %d" % st)
+    st, _, d = get_json(k4, "/api/services")
+    R.check(st == 200 and len(d["data"]) == 16, "API still served beside --ui-assets")
+
 # A transform config file replaces the shipped modes.
 tf = tempfile.mktemp(suffix=".yaml")
 with open(tf, "w") as f:
