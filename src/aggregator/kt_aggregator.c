@@ -199,12 +199,10 @@ static const cJSON *lookup_body(struct kt_aggregator *a,
   *owned = NULL;
   if (o->body)
     return o->body;
-  char key[1024], rv[64], *json = NULL;
+  char key[1024], rv[64];
   kt_object_key(o, key, sizeof key);
-  if (!a->dc || kt_diffcache_get(a->dc, key, &json, rv, sizeof rv))
+  if (!a->dc || kt_diffcache_get(a->dc, key, owned, rv, sizeof rv))
     return NULL;
-  *owned = cJSON_Parse(json);
-  free(json);
   return *owned;
 }
 

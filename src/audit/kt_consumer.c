@@ -136,12 +136,15 @@ static void process(struct kt_consumer *c, struct item *it)
     c->failed++;
     return;
   }
-  kt_decorator_apply(c->dec, ev, key, s);
+  int remember;
+  kt_decorator_apply(c->dec, ev, key, s, &remember);
   struct kt_object obj = {ev->cluster, ev->api_group ? ev->api_group : "",
                           ev->api_version, ev->resource,
                           kt_audit_namespace(ev), kt_audit_name(ev), ev->uid,
                           kt_decorator_body(ev)};
   int rc = kt_aggregator_send(c->agg, &obj, s);
+  if (remember)
+    kt_decorator_remember(c->dec, ev, key);
   if (rc)
     c->failed++;
   else

@@ -155,25 +155,26 @@ static const char *rv_of(const cJSON *body)
   return rv ? rv : "";
 }
 
-/* Diffs body against the previous version; returns the outcome label. */
+/* Diffs body against the previous version; returns the outcome label.
+ * The previous version leaves the cache: the caller puts the new one back
+ * (kt_decorator_remember) once the event is sent. */
 static const char *diff_update(struct kt_decorator *d,
                                struct kt_audit_event *ev, const char *objkey,
                                cJSON *body, struct kt_span *span)
 {
-  char oldrv[64], *oldjson = NULL;
+  char oldrv[64];
+  cJSON *old = NULL;
   const char *newrv = rv_of(body);
   kt_span_add_tag(span, "newResourceVersion", newrv);
   if (ev->rv && *ev->rv && strcmp(ev->rv, newrv) == 0) {
     kt_span_add_log(span, ev->stage_us, "realVerbose", "No-op update");
     return "noop_update";
   }
-  if (kt_diffcache_get(d->dc, objkey, &oldjson, oldrv, sizeof oldrv)) {
+  if (kt_diffcache_take(d->dc, objkey, &old, oldrv, sizeof oldrv)) {
     kt_span_add_log(span, ev->stage_us, "kelemetryError",
                     "No previous version of this object is known: no diff");
     return "miss";
   }
-  cJSON *old = cJSON_Parse(oldjson);
-  free(oldjson);
   if (strcmp(oldrv, newrv) == 0) {
     cJSON_Delete(old);
     kt_span_add_log(span, ev->stage_us, "realVerbose", "No-op update");
@@ -200,32 +201,25 @@ static const char *apply_scale(struct kt_decorator *d,
                                struct kt_span *span)
 {
   const cJSON *nr = kt_json_path(ev->response_object, "spec.replicas");
-  char oldrv[64], *oldjson = NULL, line[128];
+  char oldrv[64], line[128];
+  cJSON *old = NULL;
   if (!cJSON_IsNumber(nr) ||
-      kt_diffcache_get(d->dc, objkey, &oldjson, oldrv, sizeof oldrv))
+      kt_diffcache_take(d->dc, objkey, &old, oldrv, sizeof oldrv))
     return "subresource";
-  cJSON *old = cJSON_Parse(oldjson);
-  free(oldjson);
-  cJSON *spec = cJSON_GetObjectItemCaseSensitive(old, "spec");
-  cJSON *or = cJSON_GetObjectItemCaseSensitive(spec, "replicas");
+  cJSON *or = kt_json_path(old, "spec.replicas");
   if (cJSON_IsNumber(or) && or->valuedouble != nr->valuedouble) {
     snprintf(line, sizeof line, "spec.replicas %.17g -> %.17g\n",
              or->valuedouble, nr->valuedouble);
     kt_span_add_log(span, ev->stage_us, "audit/objectDiff", line);
     cJSON_SetNumberValue(or, nr->valuedouble);
-    char *json = cJSON_PrintUnformatted(old);
-    if (json)
-      kt_diffcache_put(d->dc, objkey, oldrv, json, strlen(json));
-    free(json);
   }
-  cJSON_Delete(old);
+  kt_diffcache_put(d->dc, objkey, oldrv, old);
   return "scale";
 }
 
-static void add_snapshot(struct kt_span *span, int64_t ts, const cJSON *body,
-                         const char *json)
+static void add_snapshot(struct kt_span *span, int64_t ts, const cJSON *body)
 {
-  char *text = json ? strdup(json) : cJSON_PrintUnformatted(body);
+  char *text = cJSON_PrintUnformatted(body);
   if (text)
     kt_span_add_log_owned(span, ts, "audit/objectSnapshot", text);
 }
@@ -235,29 +229,36 @@ static const char *snapshot_delete(struct kt_decorator *d,
                                    const char *objkey, cJSON *body,
                                    struct kt_span *span)
 {
-  char rv[64], *json = NULL;
+  char rv[64];
+  cJSON *last = NULL;
   if (body) {
-    add_snapshot(span, ev->stage_us, body, NULL);
+    add_snapshot(span, ev->stage_us, body);
     return "hit";
   }
-  if (kt_diffcache_get(d->dc, objkey, &json, rv, sizeof rv))
+  if (kt_diffcache_get(d->dc, objkey, &last, rv, sizeof rv))
     return "miss";
-  add_snapshot(span, ev->stage_us, NULL, json);
-  free(json);
+  add_snapshot(span, ev->stage_us, last);
+  cJSON_Delete(last);
   return "hit";
 }
 
-static void remember(struct kt_decorator *d, const char *objkey, cJSON *body)
+void kt_decorator_remember(struct kt_decorator *d, struct kt_audit_event *ev,
+                           const char *objkey)
 {
-  char *json = cJSON_PrintUnformatted(body);
-  if (json)
-    kt_diffcache_put(d->dc, objkey, rv_of(body), json, strlen(json));
-  free(json);
+  cJSON *body = kt_decorator_body(ev);
+  if (!body)
+    return;
+  char rv[64];
+  snprintf(rv, sizeof rv, "%s", rv_of(body));
+  cJSON_DetachItemViaPointer(ev->json, body);
+  ev->response_object = NULL;
+  kt_diffcache_put(d->dc, objkey, rv, body);
 }
 
 int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
-                       const char *objkey, struct kt_span *span)
+                       const char *objkey, struct kt_span *span, int *remember)
 {
+  *remember = 0;
   const char *outcome = "unsupported_verb";
   if (ev->code >= 300) {
     add_error_logs(ev, span);
@@ -279,15 +280,14 @@ int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
   } else if (upd && sub && strcmp(ev->subresource, "scale") == 0) {
     outcome = apply_scale(d, ev, objkey, span);
   } else if (!strcmp(ev->verb, "create") && !sub && body) {
-    add_snapshot(span, ev->stage_us, body, NULL);
+    add_snapshot(span, ev->stage_us, body);
     outcome = "snapshot";
   } else if (!strcmp(ev->verb, "delete") && !sub) {
     outcome = snapshot_delete(d, ev, objkey, body, span);
   } else if (sub) {
     outcome = "subresource";
   }
-  if (body && !redacted)
-    remember(d, objkey, body);
+  *remember = body && !redacted;
   kt_metric_inc(d->m_outcome, (const char *const[]){ev->verb, outcome});
   return 0;
 }

@@ -30,10 +30,16 @@ void kt_decorator_free(struct kt_decorator *d);
  * (not a Status, Scale, Binding, ...), else NULL. Borrowed from ev. */
 cJSON *kt_decorator_body(const struct kt_audit_event *ev);
 
-/* Adds the logs and tags of ev to span and records the new body.
- * objkey is the object's cache key. Returns 0 or -ENOMEM. */
+/* Adds the logs and tags of ev to span. objkey is the object's cache key.
+ * *remember says whether the event's body is to become the object's last
+ * known version: the caller does that with kt_decorator_remember once it
+ * no longer needs the body (after the aggregator). Returns 0. */
 int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
-                       const char *objkey, struct kt_span *span);
+                       const char *objkey, struct kt_span *span, int *remember);
+/* Moves the event's body (its responseObject tree) into the cache: the
+ * event no longer has it afterwards. */
+void kt_decorator_remember(struct kt_decorator *d, struct kt_audit_event *ev,
+                           const char *objkey);
 
 /* Sanitises an object body in place (exposed for tests and informers). */
 void kt_decorator_sanitize(cJSON *body, const char *group,

@@ -16,8 +16,8 @@ struct body {
   struct body *prev, *next; /* LRU: head = most recent */
   char *key;                /* points into the map node */
   char rv[32];
-  size_t len;
-  char json[];
+  size_t bytes;             /* estimated memory of the tree */
+  cJSON *tree;
 };
 
 struct kt_diffcache {
@@ -27,6 +27,19 @@ struct kt_diffcache {
   size_t bytes, max_bytes;
   struct kt_store *persist;
 };
+
+/* Nodes and strings: what the tree costs in memory, near enough. */
+static size_t tree_bytes(const cJSON *t)
+{
+  size_t n = 0;
+  for (; t; t = t->next) {
+    n += sizeof *t + (t->string ? strlen(t->string) + 1 : 0) +
+         (t->valuestring ? strlen(t->valuestring) + 1 : 0);
+    if (t->child)
+      n += tree_bytes(t->child);
+  }
+  return n;
+}
 
 static void unlink_body(struct kt_diffcache *dc, struct body *b)
 {
@@ -57,26 +70,33 @@ static void persist_body(struct kt_diffcache *dc, const char *key,
 {
   if (!dc->persist)
     return;
-  size_t rvlen = strlen(b->rv);
-  char *v = malloc(rvlen + 1 + b->len);
-  if (!v)
-    return;
-  memcpy(v, b->rv, rvlen);
-  v[rvlen] = '\n';
-  memcpy(v + rvlen + 1, b->json, b->len);
-  kt_store_kv_put(dc->persist, KV_NS, key, v, rvlen + 1 + b->len, 0);
+  char *json = cJSON_PrintUnformatted(b->tree);
+  size_t rvlen = strlen(b->rv), jlen = json ? strlen(json) : 0;
+  char *v = json ? malloc(rvlen + 1 + jlen) : NULL;
+  if (v) {
+    memcpy(v, b->rv, rvlen);
+    v[rvlen] = '\n';
+    memcpy(v + rvlen + 1, json, jlen);
+    kt_store_kv_put(dc->persist, KV_NS, key, v, rvlen + 1 + jlen, 0);
+  }
   free(v);
+  free(json);
+}
+
+static void drop(struct kt_diffcache *dc, struct body *b)
+{
+  unlink_body(dc, b);
+  kt_map_del(&dc->map, b->key);
+  dc->bytes -= b->bytes;
+  cJSON_Delete(b->tree);
+  free(b);
 }
 
 static void evict(struct kt_diffcache *dc)
 {
   while (dc->bytes > dc->max_bytes && dc->tail) {
-    struct body *b = dc->tail;
-    unlink_body(dc, b);
-    persist_body(dc, b->key, b);
-    kt_map_del(&dc->map, b->key);
-    dc->bytes -= b->len;
-    free(b);
+    persist_body(dc, dc->tail->key, dc->tail);
+    drop(dc, dc->tail);
   }
 }
 
@@ -98,10 +118,9 @@ void kt_diffcache_free(struct kt_diffcache *dc)
 {
   if (!dc)
     return;
-  for (struct body *b = dc->head, *next; b; b = next) {
-    next = b->next;
-    persist_body(dc, b->key, b);
-    free(b);
+  while (dc->head) {
+    persist_body(dc, dc->head->key, dc->head);
+    drop(dc, dc->head);
   }
   kt_map_clear(&dc->map, NULL);
   pthread_mutex_destroy(&dc->mu);
@@ -110,67 +129,77 @@ void kt_diffcache_free(struct kt_diffcache *dc)
 
 static struct kt_map_node *node_of(struct kt_map *m, const char *key)
 {
-  /* The body keeps a pointer to the map's copy of its key. */
-  struct kt_map_node **b = m->_b;
   uint64_t h = kt_hash(key, strlen(key));
-  for (struct kt_map_node *n = b[h & (m->_nb - 1)]; n; n = n->_next)
+  for (struct kt_map_node *n = m->_b[h & (m->_nb - 1)]; n; n = n->_next)
     if (n->_hash == h && strcmp(n->key, key) == 0)
       return n;
   return NULL;
 }
 
 int kt_diffcache_put(struct kt_diffcache *dc, const char *key, const char *rv,
-                     const char *json, size_t len)
+                     cJSON *tree)
 {
-  struct body *b = malloc(sizeof *b + len + 1);
-  if (!b)
+  struct body *b = calloc(1, sizeof *b);
+  if (!b) {
+    cJSON_Delete(tree);
     return -ENOMEM;
+  }
   snprintf(b->rv, sizeof b->rv, "%s", rv ? rv : "");
-  memcpy(b->json, json, len);
-  b->json[len] = 0;
-  b->len = len;
-  b->prev = b->next = NULL;
+  b->tree = tree;
+  b->bytes = tree_bytes(tree) + sizeof *b + strlen(key);
   pthread_mutex_lock(&dc->mu);
-  void *old = NULL;
-  if (kt_map_put(&dc->map, key, b, &old)) {
+  struct body *old = kt_map_get(&dc->map, key);
+  if (old)
+    drop(dc, old);
+  if (kt_map_put(&dc->map, key, b, NULL)) {
     pthread_mutex_unlock(&dc->mu);
+    cJSON_Delete(tree);
     free(b);
     return -ENOMEM;
   }
-  if (old) {
-    struct body *o = old;
-    unlink_body(dc, o);
-    dc->bytes -= o->len;
-    free(o);
-  }
   b->key = node_of(&dc->map, key)->key;
   push_front(dc, b);
-  dc->bytes += len;
+  dc->bytes += b->bytes;
   evict(dc);
   pthread_mutex_unlock(&dc->mu);
   return 0;
 }
 
-static int get_persisted(struct kt_diffcache *dc, const char *key, char **json,
-                         char *rvbuf, size_t rvlen)
+static int load_persisted(struct kt_diffcache *dc, const char *key,
+                          cJSON **tree, char *rvbuf, size_t rvlen)
 {
   char *v;
   size_t len;
   if (!dc->persist || kt_store_kv_get(dc->persist, KV_NS, key, &v, &len))
     return -ENOENT;
   char *nl = memchr(v, '\n', len);
-  if (!nl) {
-    free(v);
-    return -ENOENT;
+  if (nl) {
+    *nl = 0;
+    snprintf(rvbuf, rvlen, "%s", v);
+    *tree = cJSON_ParseWithLength(nl + 1, len - (size_t)(nl + 1 - v));
   }
-  *nl = 0;
-  snprintf(rvbuf, rvlen, "%s", v);
-  *json = strdup(nl + 1);
   free(v);
-  return *json ? 0 : -ENOMEM;
+  return nl && *tree ? 0 : -ENOENT;
 }
 
-int kt_diffcache_get(struct kt_diffcache *dc, const char *key, char **json,
+int kt_diffcache_take(struct kt_diffcache *dc, const char *key, cJSON **tree,
+                      char *rvbuf, size_t rvlen)
+{
+  pthread_mutex_lock(&dc->mu);
+  struct body *b = kt_map_get(&dc->map, key);
+  if (b) {
+    *tree = b->tree;
+    b->tree = NULL;
+    snprintf(rvbuf, rvlen, "%s", b->rv);
+    drop(dc, b);
+    pthread_mutex_unlock(&dc->mu);
+    return 0;
+  }
+  pthread_mutex_unlock(&dc->mu);
+  return load_persisted(dc, key, tree, rvbuf, rvlen);
+}
+
+int kt_diffcache_get(struct kt_diffcache *dc, const char *key, cJSON **copy,
                      char *rvbuf, size_t rvlen)
 {
   pthread_mutex_lock(&dc->mu);
@@ -178,15 +207,13 @@ int kt_diffcache_get(struct kt_diffcache *dc, const char *key, char **json,
   if (b) {
     unlink_body(dc, b);
     push_front(dc, b);
-    *json = malloc(b->len + 1);
-    if (*json)
-      memcpy(*json, b->json, b->len + 1);
+    *copy = cJSON_Duplicate(b->tree, 1);
     snprintf(rvbuf, rvlen, "%s", b->rv);
     pthread_mutex_unlock(&dc->mu);
-    return *json ? 0 : -ENOMEM;
+    return *copy ? 0 : -ENOMEM;
   }
   pthread_mutex_unlock(&dc->mu);
-  return get_persisted(dc, key, json, rvbuf, rvlen);
+  return load_persisted(dc, key, copy, rvbuf, rvlen);
 }
 
 size_t kt_diffcache_bytes(struct kt_diffcache *dc)
