@@ -71,6 +71,14 @@ int kt_webhook_handle(void *ud, const struct kt_http_req *req,
     reject(resp, 400, "bad_cluster", "invalid cluster name in path");
     return 0;
   }
+  /* Full already: refuse before spending a parse on a batch that cannot
+   * be queued (the apiserver will resend it). */
+  if (kt_consumer_depth(w->consumer) >= kt_consumer_limit(w->consumer)) {
+    kt_metric_inc(rejected_metric(), (const char *const[]){"queue_full"});
+    kt_http_error(resp, 503, "ingest queue full, retry later");
+    resp->retry_after = 1;
+    return 0;
+  }
   cJSON *root, *items;
   int single;
   char err[256];

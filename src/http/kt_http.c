@@ -12,12 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
 
+#define MAX_DAEMONS 16
+
 struct kt_http {
-  struct MHD_Daemon *d;
+  struct MHD_Daemon *d[MAX_DAEMONS];
+  unsigned nd;
   struct kt_http_opts o;
   const struct kt_http_route *routes;
   size_t nroutes;
@@ -301,6 +305,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
   *con_cls = NULL;
 }
 
+/* SO_REUSEPORT would let a second kelemetry share the port silently: probe
+ * with a plain bind first. */
+static int port_taken(const struct sockaddr_in *sa)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, taken;
+  if (fd < 0)
+    return 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  taken = sa->sin_port && bind(fd, (const struct sockaddr *)sa, sizeof *sa) != 0;
+  close(fd);
+  return taken;
+}
+
 int kt_http_start(const struct kt_http_opts *o,
                   const struct kt_http_route *routes, size_t nroutes,
                   struct kt_http **out)
@@ -330,22 +347,31 @@ int kt_http_start(const struct kt_http_opts *o,
     free(h);
     return -EINVAL;
   }
-  /* MHD warns about a pool of 1: one polling thread is the same thing. */
-  h->d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-      (uint16_t)o->port, NULL, NULL, on_request, h,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      h->o.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      h->o.threads > 1 ? h->o.threads : 128u,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-      MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-  if (!h->d) {
-    kt_error("%s: cannot listen on %s:%d (port in use?)", h->o.name,
+  if (port_taken(&sa)) {
+    kt_error("%s: cannot listen on %s:%d: port in use", h->o.name,
              o->address && *o->address ? o->address : "0.0.0.0", o->port);
     free(h);
     return -EADDRINUSE;
+  }
+  /* One daemon per thread on the same port (SO_REUSEPORT): the kernel
+   * spreads connections over them. MHD's own thread pool left all of a
+   * client's keep-alive connections on one thread, and request parsing is
+   * the webhook's main cost. */
+  for (h->nd = 0; h->nd < h->o.threads && h->nd < MAX_DAEMONS; h->nd++) {
+    h->d[h->nd] = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+        (uint16_t)o->port, NULL, NULL, on_request, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!h->d[h->nd]) {
+      kt_error("%s: cannot listen on %s:%d", h->o.name,
+               o->address && *o->address ? o->address : "0.0.0.0", o->port);
+      kt_http_stop(h);
+      return -EADDRINUSE;
+    }
   }
   *out = h;
   return 0;
@@ -355,6 +381,7 @@ void kt_http_stop(struct kt_http *h)
 {
   if (!h)
     return;
-  MHD_stop_daemon(h->d);
+  for (unsigned i = 0; i < h->nd; i++)
+    MHD_stop_daemon(h->d[i]);
   free(h);
 }
