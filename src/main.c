@@ -29,6 +29,7 @@
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
 #include "diff/kt_diffcache.h"
+#include "http/kt_auth.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "frontend/kt_frontend.h"
@@ -49,6 +50,8 @@ struct options {
   char *exclude_types, *exclude_agents, *exclude_regex, *redact_pattern;
   char *pseudo_tags, *event_tags, *tag_mapping, *tag_verbs;
   char *cluster_names, *ui_assets, *tf_config;
+  char *tls_cert, *tls_key, *tls_client_ca, *webhook_token_file;
+  char *query_tls_cert, *query_tls_key, *query_token_file, *query_basic_file;
   long follow_link_limit;
 };
 
@@ -68,6 +71,10 @@ static const struct kt_flag flags[] = {
   F("audit-webhook-enable", KT_BOOL, "true", "serve POST /audit and /audit/{cluster}", &opt.webhook_enable),
   F("http-address", KT_STR, "", "webhook listen address", &opt.http_address),
   F("http-port", KT_INT, "8080", "webhook port", &opt.http_port),
+  F("http-tls-cert", KT_STR, "", "webhook: serve HTTPS with this PEM certificate (with --http-tls-key)", &opt.tls_cert),
+  F("http-tls-key", KT_STR, "", "webhook: the PEM private key", &opt.tls_key),
+  F("http-tls-client-ca", KT_STR, "", "webhook: require client certificates signed by this PEM CA", &opt.tls_client_ca),
+  F("audit-webhook-token-file", KT_STR, "", "webhook: require one of these bearer tokens (one per line)", &opt.webhook_token_file),
   F("audit-webhook-body-limit", KT_SIZE, "64Mi", "largest accepted body (413 above)", &opt.body_limit),
   F("audit-default-cluster", KT_STR, "default", "cluster of POST /audit (no {cluster} in the path) and of replays", &opt.default_cluster),
   F("audit-queue-limit", KT_INT, "20000", "events queued or in flight before the webhook answers 503", &opt.queue_limit),
@@ -95,6 +102,10 @@ static const struct kt_flag flags[] = {
   F("jaeger-query-enable", KT_BOOL, "true", "serve the Jaeger query API and the UI", &opt.query_enable),
   F("query-address", KT_STR, "", "query API / UI listen address", &opt.query_address),
   F("query-port", KT_INT, "16686", "query API / UI port", &opt.query_port),
+  F("query-tls-cert", KT_STR, "", "query API / UI: serve HTTPS with this PEM certificate", &opt.query_tls_cert),
+  F("query-tls-key", KT_STR, "", "query API / UI: the PEM private key", &opt.query_tls_key),
+  F("query-token-file", KT_STR, "", "query API / UI: accept these bearer tokens (one per line)", &opt.query_token_file),
+  F("query-basic-auth-file", KT_STR, "", "query API / UI: accept these user:password lines (browsers)", &opt.query_basic_file),
   F("jaeger-cluster-names", KT_STR, "", "clusters offered as operations (empty = every cluster seen)", &opt.cluster_names),
   F("jaeger-transform-config-file", KT_STR, "", "display modes in the original's tfconfig YAML format (empty = the shipped ones)", &opt.tf_config),
   F("jaeger-trace-cache-ttl", KT_DURATION, "24h", "how long a search result's trace id stays valid", &opt.trace_cache_ttl),
@@ -113,6 +124,7 @@ struct app {
   struct kt_frontend *frontend;
   struct kt_webhook webhook;
   struct kt_http *http_webhook, *http_metrics, *http_query;
+  struct kt_auth webhook_auth, query_auth;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
 };
 
@@ -192,8 +204,11 @@ static int start_query(struct app *a)
     query_routes[n++] = fe[i];
   ui.dir = opt.ui_assets;
   query_routes[n++] = (struct kt_http_route){"GET", "/*", kt_static_handle, &ui};
-  struct kt_http_opts ho = {opt.query_address, (int)opt.query_port, 1 << 20,
-                            2, "query"};
+  struct kt_http_opts ho = {.address = opt.query_address,
+                            .port = (int)opt.query_port, .body_limit = 1 << 20,
+                            .threads = 2, .name = "query",
+                            .tls_cert = opt.query_tls_cert, .tls_key = opt.query_tls_key,
+                            .auth = &a->query_auth};
   return kt_http_start(&ho, query_routes, n, &a->http_query);
 }
 static struct kt_http_route metrics_routes[1];
@@ -207,7 +222,14 @@ static int start_servers(struct app *a)
       "Audit events the queue holds before refusing (503)", NULL);
   a->m_diffcache = kt_metrics_gauge(r, "diff_cache_bytes",
       "Bytes of last known object bodies held in memory", NULL);
+  char err[512];
   int rc = 0;
+  if (kt_auth_load(&a->webhook_auth, opt.webhook_token_file, NULL, err, sizeof err) ||
+      kt_auth_load(&a->query_auth, opt.query_token_file, opt.query_basic_file, err,
+                   sizeof err)) {
+    kt_error("authentication: %s", err);
+    return -EINVAL;
+  }
   if (opt.query_enable)
     rc = start_query(a);
   if (!rc && opt.webhook_enable) {
@@ -215,12 +237,18 @@ static int start_servers(struct app *a)
                                      note_cluster, a};
     webhook_routes[0] = (struct kt_http_route){"POST", "/audit", kt_webhook_handle, &a->webhook};
     webhook_routes[1] = (struct kt_http_route){"POST", "/audit/", kt_webhook_handle, &a->webhook};
-    struct kt_http_opts ho = {opt.http_address, (int)opt.http_port, opt.body_limit, 2, "webhook"};
+    struct kt_http_opts ho = {.address = opt.http_address, .port = (int)opt.http_port,
+                              .body_limit = opt.body_limit, .threads = 2,
+                              .name = "webhook", .tls_cert = opt.tls_cert,
+                              .tls_key = opt.tls_key, .tls_client_ca = opt.tls_client_ca,
+                              .auth = &a->webhook_auth};
     rc = kt_http_start(&ho, webhook_routes, 2, &a->http_webhook);
   }
   if (!rc && opt.metrics_enable) {
     metrics_routes[0] = (struct kt_http_route){"GET", "/*", metrics_handle, a};
-    struct kt_http_opts ho = {opt.metrics_address, (int)opt.metrics_port, 1024, 1, "metrics"};
+    struct kt_http_opts ho = {.address = opt.metrics_address,
+                              .port = (int)opt.metrics_port, .body_limit = 1024,
+                              .threads = 1, .name = "metrics"};
     rc = kt_http_start(&ho, metrics_routes, 1, &a->http_metrics);
   }
   return rc;
@@ -296,6 +324,8 @@ static void stop_all(struct app *a)
   kt_http_stop(a->http_metrics);
   kt_frontend_free(a->frontend);
   kt_pipeline_close(&a->p);
+  kt_auth_free(&a->webhook_auth);
+  kt_auth_free(&a->query_auth);
 }
 
 static void wait_signal(const sigset_t *set)

@@ -10,12 +10,16 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
+#include "http/kt_auth.h"
 
 #define MAX_DAEMONS 16
 
@@ -25,13 +29,15 @@ struct kt_http {
   struct kt_http_opts o;
   const struct kt_http_route *routes;
   size_t nroutes;
-  struct kt_metric *m_req;
+  struct kt_metric *m_req, *m_denied;
+  char *pem[3]; /* cert, key, client CA: MHD keeps pointers to them */
 };
 
 struct conn_state {
   char *buf;
   size_t len, cap;
   int too_big;
+  int denied; /* 401 or 403, decided on the headers */
 };
 
 const char *kt_http_query(const struct kt_http_req *req, const char *key)
@@ -203,6 +209,10 @@ static enum MHD_Result send_resp(struct kt_http *h,
                           r->content_type ? r->content_type : "application/json");
   if (r->location[0])
     MHD_add_response_header(mr, "Location", r->location);
+  if (r->status == 401)
+    MHD_add_response_header(mr, "WWW-Authenticate",
+                            h->o.auth && h->o.auth->basic
+                                ? "Basic realm=\"kelemetry\"" : "Bearer");
   if (r->cache_control)
     MHD_add_response_header(mr, "Cache-Control", r->cache_control);
   if (r->retry_after > 0) {
@@ -224,6 +234,13 @@ static enum MHD_Result dispatch(struct kt_http *h, struct MHD_Connection *conn,
 {
   struct kt_http_resp r = {.status = 404};
   char ip[64];
+  if (st->denied) {
+    kt_http_error(&r, st->denied, st->denied == 401 ? "authentication required"
+                                                     : "client certificate not accepted");
+    if (st->denied == 401 && h->o.auth && h->o.auth->basic)
+      r.cache_control = "no-store";
+    return send_resp(h, conn, &r, method);
+  }
   if (st->too_big) {
     kt_http_error(&r, 413, "request body too large");
     return send_resp(h, conn, &r, method);
@@ -260,6 +277,32 @@ static int grow_body(struct kt_http *h, struct conn_state *st, size_t add)
   return 0;
 }
 
+/* With a client CA, the TLS layer asked for a certificate; whether one
+ * came and chains to the CA is checked here. */
+static int client_cert_ok(struct MHD_Connection *conn)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  unsigned status = 0, n = 0;
+  if (!ci || !ci->tls_session)
+    return 0;
+  gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+  if (!gnutls_certificate_get_peers(s, &n) || n == 0)
+    return 0;
+  return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+}
+
+/* 0 = let the request in, else the HTTP status that refuses it. */
+static int admission(struct kt_http *h, struct MHD_Connection *conn)
+{
+  if (h->o.tls_client_ca && *h->o.tls_client_ca && !client_cert_ok(conn))
+    return 403;
+  if (h->o.auth && !kt_auth_allows(h->o.auth, MHD_lookup_connection_value(
+                                                  conn, MHD_HEADER_KIND, "Authorization")))
+    return 401;
+  return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -272,6 +315,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (!st)
       return MHD_NO;
     *con_cls = st;
+    st->denied = admission(h, conn);
+    if (st->denied) {
+      const char *why = st->denied == 401 ? "credentials" : "client_cert";
+      kt_metric_inc(h->m_denied, (const char *const[]){h->o.name, why});
+      st->too_big = 1; /* read nothing of the body */
+      return MHD_YES;
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > h->o.body_limit)
@@ -303,6 +353,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     free(st);
   }
   *con_cls = NULL;
+}
+
+static int read_pem(const char *path, char **out)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    kt_error("cannot read %s: %s", path, strerror(errno));
+    return -errno;
+  }
+  *out = calloc(1, 1 << 20);
+  size_t n = *out ? fread(*out, 1, (1 << 20) - 1, f) : 0;
+  fclose(f);
+  if (!n || !strstr(*out, "-----BEGIN")) {
+    kt_error("%s is not a PEM file", path);
+    return -EINVAL;
+  }
+  return 0;
 }
 
 /* SO_REUSEPORT would let a second kelemetry share the port silently: probe
@@ -347,21 +414,47 @@ int kt_http_start(const struct kt_http_opts *o,
     free(h);
     return -EINVAL;
   }
+  h->m_denied = kt_metrics_counter(kt_metrics_default(), "http_denied_total",
+      "Requests refused before reading them: missing credentials or client certificate",
+      (const char *const[]){"server", "reason", NULL});
+  int tls = h->o.tls_cert && *h->o.tls_cert && h->o.tls_key && *h->o.tls_key;
+  if (tls && (read_pem(h->o.tls_cert, &h->pem[0]) || read_pem(h->o.tls_key, &h->pem[1]) ||
+              (h->o.tls_client_ca && *h->o.tls_client_ca &&
+               read_pem(h->o.tls_client_ca, &h->pem[2])))) {
+    kt_http_stop(h);
+    return -EINVAL;
+  }
+  if (!tls && h->o.tls_client_ca && *h->o.tls_client_ca) {
+    kt_error("%s: a client CA needs TLS (certificate and key)", h->o.name);
+    kt_http_stop(h);
+    return -EINVAL;
+  }
   if (port_taken(&sa)) {
     kt_error("%s: cannot listen on %s:%d: port in use", h->o.name,
              o->address && *o->address ? o->address : "0.0.0.0", o->port);
     free(h);
     return -EADDRINUSE;
   }
+  struct MHD_OptionItem tls_opts[4];
+  size_t nt = 0;
+  if (tls) {
+    tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->pem[0]};
+    tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->pem[1]};
+    if (h->pem[2])
+      tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->pem[2]};
+  }
+  tls_opts[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
   /* One daemon per thread on the same port (SO_REUSEPORT): the kernel
    * spreads connections over them. MHD's own thread pool left all of a
    * client's keep-alive connections on one thread, and request parsing is
    * the webhook's main cost. */
   for (h->nd = 0; h->nd < h->o.threads && h->nd < MAX_DAEMONS; h->nd++) {
     h->d[h->nd] = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            (tls ? MHD_USE_TLS : 0),
         (uint16_t)o->port, NULL, NULL, on_request, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
         MHD_OPTION_CONNECTION_TIMEOUT, 60u,
@@ -383,5 +476,7 @@ void kt_http_stop(struct kt_http *h)
     return;
   for (unsigned i = 0; i < h->nd; i++)
     MHD_stop_daemon(h->d[i]);
+  for (int i = 0; i < 3; i++)
+    free(h->pem[i]);
   free(h);
 }

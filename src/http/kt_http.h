@@ -37,12 +37,19 @@ struct kt_http_route {
   void *ud;
 };
 
+struct kt_auth;
+
 struct kt_http_opts {
   const char *address; /* "" or NULL = all interfaces */
   int port;
   size_t body_limit;    /* 413 above; 0 = 64 MiB */
   unsigned threads;     /* 0 = 2 */
   const char *name;     /* for logs and metrics: webhook, query, metrics */
+  /* TLS: PEM files; both cert and key set = HTTPS. With client_ca, a
+   * client certificate signed by that CA is required (as the apiserver's
+   * webhook kubeconfig presents one). */
+  const char *tls_cert, *tls_key, *tls_client_ca;
+  const struct kt_auth *auth; /* NULL = open; must outlive the server */
 };
 
 struct kt_http;

@@ -57,6 +57,8 @@ class Kelemetry:
                 return self
             except OSError:
                 time.sleep(0.05)
+            except Exception:  # noqa: BLE001 - e.g. a TLS-only port
+                return self
         raise RuntimeError("kelemetry did not start: " + self.logtext())
 
     def logtext(self):
