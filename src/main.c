@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "audit/kt_consumer.h"
+#include "audit/kt_inbox.h"
 #include "audit/kt_pipeline.h"
 #include "audit/kt_replay.h"
 #include "audit/kt_webhook.h"
@@ -44,6 +45,7 @@ struct options {
   int64_t trace_cache_ttl;
   size_t body_limit, queue_limit, diff_cache_bytes, span_cache_entries;
   int webhook_enable, query_enable, metrics_enable, serve, help, version;
+  int durable;
   int owner_linker, annotation_linker, res_obj_tag, res_event_tag;
   int ignore_impersonate, progress;
   char *default_cluster, *only_cluster, *exclude_clusters;
@@ -75,6 +77,7 @@ static const struct kt_flag flags[] = {
   F("http-tls-key", KT_STR, "", "webhook: the PEM private key", &opt.tls_key),
   F("http-tls-client-ca", KT_STR, "", "webhook: require client certificates signed by this PEM CA", &opt.tls_client_ca),
   F("audit-webhook-token-file", KT_STR, "", "webhook: require one of these bearer tokens (one per line)", &opt.webhook_token_file),
+  F("audit-webhook-durable", KT_BOOL, "true", "answer 200 only once a request is on disk (write-ahead inbox), and recover it after a crash", &opt.durable),
   F("audit-webhook-body-limit", KT_SIZE, "64Mi", "largest accepted body (413 above)", &opt.body_limit),
   F("audit-default-cluster", KT_STR, "default", "cluster of POST /audit (no {cluster} in the path) and of replays", &opt.default_cluster),
   F("audit-queue-limit", KT_INT, "20000", "events queued or in flight before the webhook answers 503", &opt.queue_limit),
@@ -125,6 +128,7 @@ struct app {
   struct kt_webhook webhook;
   struct kt_http *http_webhook, *http_metrics, *http_query;
   struct kt_auth webhook_auth, query_auth;
+  struct kt_inbox *inbox;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
 };
 
@@ -151,6 +155,8 @@ static int metrics_handle(void *ud, const struct kt_http_req *req,
   return 0;
 }
 
+static int replay_mode;
+
 static int start_pipeline(struct app *a)
 {
   char path[4096];
@@ -171,8 +177,16 @@ static int start_pipeline(struct app *a)
                  opt.only_cluster, opt.exclude_clusters},
       .redact_pattern = opt.redact_pattern,
       .consumer = {(unsigned)opt.workers, opt.queue_limit,
-                   opt.ignore_impersonate}};
-  return kt_pipeline_open(&po, &a->p);
+                   opt.ignore_impersonate, replay_mode}};
+  int rc = kt_pipeline_open(&po, &a->p);
+  if (rc || replay_mode || !opt.durable)
+    return rc;
+  /* What a crash left unprocessed is queued again before anything new. */
+  rc = kt_inbox_new(a->p.store, a->p.consumer, &a->inbox);
+  int n = rc ? rc : kt_inbox_recover(a->inbox);
+  if (n > 0)
+    kt_info("inbox: recovered %d unprocessed webhook requests", n);
+  return n < 0 ? n : 0;
 }
 
 static void note_cluster(const char *cluster, void *ud)
@@ -233,8 +247,8 @@ static int start_servers(struct app *a)
   if (opt.query_enable)
     rc = start_query(a);
   if (!rc && opt.webhook_enable) {
-    a->webhook = (struct kt_webhook){a->p.consumer, opt.default_cluster,
-                                     note_cluster, a};
+    a->webhook = (struct kt_webhook){a->p.consumer, a->inbox,
+                                     opt.default_cluster, note_cluster, a};
     webhook_routes[0] = (struct kt_http_route){"POST", "/audit", kt_webhook_handle, &a->webhook};
     webhook_routes[1] = (struct kt_http_route){"POST", "/audit/", kt_webhook_handle, &a->webhook};
     struct kt_http_opts ho = {.address = opt.http_address, .port = (int)opt.http_port,
@@ -323,7 +337,8 @@ static void stop_all(struct app *a)
   kt_http_stop(a->http_query);
   kt_http_stop(a->http_metrics);
   kt_frontend_free(a->frontend);
-  kt_pipeline_close(&a->p);
+  kt_pipeline_close(&a->p); /* drained: the inbox is empty again */
+  kt_inbox_free(a->inbox);
   kt_auth_free(&a->webhook_auth);
   kt_auth_free(&a->query_auth);
 }
@@ -346,7 +361,7 @@ static int replay_files(struct app *a, char **files, int n)
   kt_store_flush(a->p.store);
   struct kt_consumer_stats cs;
   kt_consumer_stats(a->p.consumer, &cs);
-  kt_replay_summary(stdout, &st, cs.traced, cs.filtered, cs.failed);
+  kt_replay_summary(stdout, &st, &cs);
   if (!rc && st.accepted)
     note_cluster(opt.default_cluster, a);
   return rc;
@@ -381,6 +396,7 @@ static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
 int main(int argc, char **argv)
 {
   int replay = argc > 1 && strcmp(argv[1], "replay") == 0;
+  replay_mode = replay;
   char *files[64];
   int nfiles = 0;
   int rc = parse_flags(argc, argv, replay ? 2 : 1, files, &nfiles);

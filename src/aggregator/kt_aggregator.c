@@ -11,6 +11,7 @@
 #include "aggregator/kt_spancache.h"
 #include "audit/kt_audit.h"
 #include "core/kt_log.h"
+#include "core/kt_map.h"
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
 #include "diff/kt_diffcache.h"
@@ -260,8 +261,26 @@ struct pseudo_req {
   const cJSON *body; /* for object-span resource tags */
 };
 
+/* Ids derived from the span-cache key: creating the same pseudo span twice
+ * (a replay after a crash, a lost cache entry) writes the same row again
+ * instead of a second span. */
+static uint64_t key_hash(const char *key, const char *salt)
+{
+  char buf[1300];
+  int n = snprintf(buf, sizeof buf, "%s#%s", key, salt);
+  uint64_t h = kt_hash(buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : strlen(buf));
+  return h ? h : 1;
+}
+
+static void key_trace_id(const char *key, uint8_t id[16])
+{
+  uint64_t a = key_hash(key, "trace-hi"), b = key_hash(key, "trace-lo");
+  memcpy(id, &a, 8);
+  memcpy(id + 8, &b, 8);
+}
+
 static int create_pseudo(struct kt_aggregator *a, const struct pseudo_req *r,
-                         struct ctx *out)
+                         const char *key, struct ctx *out)
 {
   char op[512], ts[40];
   int64_t w = a->o.span_ttl_us;
@@ -273,8 +292,8 @@ static int create_pseudo(struct kt_aggregator *a, const struct pseudo_req *r,
   if (r->parent)
     memcpy(s->trace_id, r->parent->trace, 16);
   else
-    kt_random_trace_id(s->trace_id);
-  s->span_id = kt_random_u64();
+    key_trace_id(key, s->trace_id);
+  s->span_id = key_hash(key, "span");
   s->parent_id = r->parent ? r->parent->span : 0;
   s->start_us = start;
   s->end_us = start + w;
@@ -317,7 +336,7 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
       return rc;
     }
     if (rc == 0) {
-      rc = create_pseudo(a, r, out);
+      rc = create_pseudo(a, r, key, out);
       format_carrier(out, carrier, sizeof carrier);
       if (rc == 0)
         rc = a->sc->ops->set_reserved(a->sc->impl, key, carrier, uid,
@@ -488,6 +507,19 @@ static int verb_listed(const char *list, const char *verb)
   return 0;
 }
 
+int kt_aggregator_has_event(struct kt_aggregator *a,
+                            const struct kt_object *obj, int64_t t_us,
+                            uint64_t span_id)
+{
+  char okey[1024], key[1200];
+  uint8_t trace[16];
+  kt_object_key(obj, okey, sizeof okey);
+  snprintf(key, sizeof key, "%s/field=object,window=%lld", okey,
+           (long long)(t_us / a->o.span_ttl_us));
+  key_trace_id(key, trace);
+  return kt_store_has_span(a->store, trace, span_id);
+}
+
 int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
                        struct kt_span *ev)
 {
@@ -502,7 +534,8 @@ int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
   }
   memcpy(ev->trace_id, octx.trace, 16);
   ev->parent_id = octx.span;
-  ev->span_id = kt_random_u64();
+  if (!ev->span_id)
+    ev->span_id = kt_random_u64();
   add_key_tags(ev, obj);
   kt_span_add_tag(ev, "zzz-notPseudo", "zzz-notPseudo");
   kt_span_add_tag(ev, "zzz-traceSource", src);

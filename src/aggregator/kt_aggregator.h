@@ -48,12 +48,19 @@ void kt_aggregator_free(struct kt_aggregator *a);
 
 /* Sends an event span for obj. ev's service is its trace source (`audit`
  * or `event`), its operation the title, its times, tags and logs set by
- * the caller; the aggregator adds the object tags, parents it under the
+ * the caller, and its span_id when it must be stable (0 = random); the aggregator adds the object tags, parents it under the
  * object span and stores it. Takes ownership of ev in all cases.
  * 0 or a negative code (the event is then dropped and counted). */
 int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
                        struct kt_span *ev);
 
 void kt_object_key(const struct kt_object *o, char *buf, size_t len);
+
+/* Whether the event span span_id of obj at time t_us is already stored
+ * (object spans have ids derived from (object, window), so this is one
+ * indexed read). Used to skip events replayed after a crash. */
+int kt_aggregator_has_event(struct kt_aggregator *a,
+                            const struct kt_object *obj, int64_t t_us,
+                            uint64_t span_id);
 
 #endif

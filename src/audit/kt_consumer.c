@@ -2,6 +2,7 @@
 #include "audit/kt_consumer.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@ struct item {
   struct kt_queue_item q;
   struct kt_audit_event ev;
   char source[64];
+  struct kt_ticket *ticket; /* the request it came in, or NULL */
+  int recovered;            /* replayed: may already be stored */
 };
 
 struct kt_consumer {
@@ -33,8 +36,23 @@ struct kt_consumer {
   pthread_t *threads;
   unsigned nthreads;
   struct kt_metric *m_events, *m_rejected;
-  _Atomic uint64_t traced, filtered, failed;
+  _Atomic uint64_t traced, filtered, failed, duplicate;
 };
+
+void kt_ticket_release(struct kt_ticket *t)
+{
+  if (t && atomic_fetch_sub(&t->pending, 1) == 1)
+    t->done(t);
+}
+
+/* Stable across a replay: the same event becomes the same span. */
+static uint64_t audit_span_id(const struct kt_audit_event *ev)
+{
+  char buf[256];
+  int n = snprintf(buf, sizeof buf, "audit:%s/%s", ev->cluster, ev->audit_id);
+  uint64_t h = kt_hash(buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : strlen(buf));
+  return h ? h : 1;
+}
 
 struct worker_arg {
   struct kt_consumer *c;
@@ -131,17 +149,25 @@ static void process(struct kt_consumer *c, struct item *it)
   learn_kind(ev);
   char key[1024];
   kt_audit_object_key(ev, key, sizeof key);
+  struct kt_object obj = {ev->cluster, ev->api_group ? ev->api_group : "",
+                          ev->api_version, ev->resource,
+                          kt_audit_namespace(ev), kt_audit_name(ev), ev->uid,
+                          kt_decorator_body(ev)};
+  uint64_t span_id = audit_span_id(ev);
+  if ((it->recovered || c->o.skip_existing) &&
+      kt_aggregator_has_event(c->agg, &obj, ev->received_us, span_id)) {
+    kt_metric_inc(c->m_events, (const char *const[]){ev->cluster, "duplicate"});
+    c->duplicate++;
+    return;
+  }
   struct kt_span *s = audit_span(c, it);
   if (!s) {
     c->failed++;
     return;
   }
+  s->span_id = span_id;
   int remember;
   kt_decorator_apply(c->dec, ev, key, s, &remember);
-  struct kt_object obj = {ev->cluster, ev->api_group ? ev->api_group : "",
-                          ev->api_version, ev->resource,
-                          kt_audit_namespace(ev), kt_audit_name(ev), ev->uid,
-                          kt_decorator_body(ev)};
   int rc = kt_aggregator_send(c->agg, &obj, s);
   if (remember)
     kt_decorator_remember(c->dec, ev, key);
@@ -161,6 +187,7 @@ static void *worker(void *p)
   while ((qi = kt_queue_pop(c->queue, wa->part))) {
     struct item *it = (struct item *)qi;
     process(c, it);
+    kt_ticket_release(it->ticket);
     kt_audit_event_free(&it->ev);
     free(it);
     kt_queue_done(c->queue, 1);
@@ -246,6 +273,15 @@ int kt_consumer_submit(struct kt_consumer *c, const char *cluster,
                        const char *source_addr, cJSON *items, int single,
                        int wait, struct kt_submit_result *res)
 {
+  return kt_consumer_submit_ticket(c, cluster, source_addr, items, single,
+                                   wait, NULL, 0, res);
+}
+
+int kt_consumer_submit_ticket(struct kt_consumer *c, const char *cluster,
+                              const char *source_addr, cJSON *items,
+                              int single, int wait, struct kt_ticket *ticket,
+                              int recovered, struct kt_submit_result *res)
+{
   size_t n = single ? 1 : (size_t)cJSON_GetArraySize(items);
   memset(res, 0, sizeof *res);
   res->first_bad = -1;
@@ -274,6 +310,11 @@ int kt_consumer_submit(struct kt_consumer *c, const char *cluster,
       continue;
     }
     snprintf(it->source, sizeof it->source, "%s", source_addr ? source_addr : "");
+    it->recovered = recovered;
+    if (ticket) {
+      atomic_fetch_add(&ticket->pending, 1);
+      it->ticket = ticket;
+    }
     kt_queue_push(c->queue, partition_of(&it->ev, c->o.workers), &it->q);
     res->accepted++;
   }
@@ -287,6 +328,7 @@ void kt_consumer_stats(struct kt_consumer *c, struct kt_consumer_stats *out)
   out->traced = c->traced;
   out->filtered = c->filtered;
   out->failed = c->failed;
+  out->duplicate = c->duplicate;
 }
 
 void kt_consumer_wait_idle(struct kt_consumer *c)

@@ -19,7 +19,18 @@ struct kt_consumer_opts {
   unsigned workers;      /* partitions = workers; 0 = 2 */
   size_t queue_limit;    /* events queued or in flight; 0 = 20000 */
   int ignore_impersonate; /* --audit-consumer-ignore-impersonate-username */
+  int skip_existing;     /* drop events whose span is already stored (replay) */
 };
+
+/* Tracks the events of one request: done(t) runs (on a worker thread)
+ * once every event submitted with it has been processed. Start pending at
+ * 1 and call kt_ticket_release once after submitting, so done cannot run
+ * before the submission is over. */
+struct kt_ticket {
+  _Atomic int pending;
+  void (*done)(struct kt_ticket *t);
+};
+void kt_ticket_release(struct kt_ticket *t);
 
 /* Borrowed pointers must outlive the consumer. Starts the workers. */
 int kt_consumer_new(const struct kt_consumer_opts *o, struct kt_filter *f,
@@ -45,10 +56,18 @@ struct kt_submit_result {
 int kt_consumer_submit(struct kt_consumer *c, const char *cluster,
                        const char *source_addr, cJSON *items, int single,
                        int wait, struct kt_submit_result *res);
+/* As kt_consumer_submit, with a ticket (may be NULL) counting the events
+ * queued, and recovered = events replayed from the inbox after a crash
+ * (skipped when already stored). */
+int kt_consumer_submit_ticket(struct kt_consumer *c, const char *cluster,
+                              const char *source_addr, cJSON *items,
+                              int single, int wait, struct kt_ticket *ticket,
+                              int recovered, struct kt_submit_result *res);
+
 /* Totals since start: traced into spans, dropped by the filter (or for a
- * missing name), failed in the aggregator. */
+ * missing name), failed in the aggregator, skipped as already stored. */
 struct kt_consumer_stats {
-  uint64_t traced, filtered, failed;
+  uint64_t traced, filtered, failed, duplicate;
 };
 void kt_consumer_stats(struct kt_consumer *c, struct kt_consumer_stats *out);
 /* Blocks until every submitted event has been processed. */

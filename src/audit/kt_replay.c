@@ -191,14 +191,14 @@ int kt_replay_file(struct kt_consumer *c, const char *path,
 }
 
 void kt_replay_summary(FILE *out, const struct kt_replay_stats *st,
-                       uint64_t traced, uint64_t filtered, uint64_t failed)
+                       const struct kt_consumer_stats *cs)
 {
   fprintf(out, "read %llu lines, %llu events: %llu accepted (%llu traced, "
-          "%llu filtered, %llu failed), %llu rejected\n",
+          "%llu filtered, %llu failed, %llu already stored), %llu rejected\n",
           (unsigned long long)st->lines, (unsigned long long)st->events,
-          (unsigned long long)st->accepted, (unsigned long long)traced,
-          (unsigned long long)filtered, (unsigned long long)failed,
-          (unsigned long long)st->rejected);
+          (unsigned long long)st->accepted, (unsigned long long)cs->traced,
+          (unsigned long long)cs->filtered, (unsigned long long)cs->failed,
+          (unsigned long long)cs->duplicate, (unsigned long long)st->rejected);
   for (int e = 1; e < 5; e++)
     if (st->by_reason[e])
       fprintf(out, "  rejected %s: %llu (first at %s:%llu)\n",

@@ -3,7 +3,9 @@
  * documents (one per line, or one pretty-printed document per file),
  * gzip-compressed or not, "-" for stdin, fed through the same consumer as
  * the webhook. Shows a progress bar on a terminal and ends with a summary:
- * read, accepted, filtered, rejected by reason with line numbers. */
+ * read, accepted, filtered, rejected by reason with line numbers. Events
+ * already stored (a rerun, an interrupted replay) are skipped, so a replay
+ * can be repeated without duplicating anything. */
 #ifndef KT_REPLAY_H
 #define KT_REPLAY_H
 #include <stddef.h>
@@ -25,8 +27,10 @@ struct kt_replay_stats {
 int kt_replay_file(struct kt_consumer *c, const char *path,
                    const char *cluster, FILE *progress,
                    struct kt_replay_stats *st);
+struct kt_consumer_stats;
+
 /* Prints the summary lines. */
 void kt_replay_summary(FILE *out, const struct kt_replay_stats *st,
-                       uint64_t traced, uint64_t filtered, uint64_t failed);
+                       const struct kt_consumer_stats *cs);
 
 #endif

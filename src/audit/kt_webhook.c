@@ -8,6 +8,7 @@
 
 #include "audit/kt_audit.h"
 #include "audit/kt_consumer.h"
+#include "audit/kt_inbox.h"
 #include "core/kt_metrics.h"
 
 static int valid_cluster(const char *c)
@@ -89,8 +90,10 @@ int kt_webhook_handle(void *ud, const struct kt_http_req *req,
     return 0;
   }
   struct kt_submit_result r;
-  int rc = kt_consumer_submit(w->consumer, cluster, req->client_ip, items,
-                              single, 0, &r);
+  int rc = w->inbox ? kt_inbox_accept(w->inbox, cluster, req->client_ip,
+                                      req->body, req->len, items, single, &r)
+                    : kt_consumer_submit(w->consumer, cluster, req->client_ip,
+                                         items, single, 0, &r);
   if (!single || rc)
     cJSON_Delete(root); /* a single Event is owned by the queue once in */
   if (rc == -EAGAIN || rc == -ESHUTDOWN) {

@@ -13,9 +13,11 @@
 #include "http/kt_http.h"
 
 struct kt_consumer;
+struct kt_inbox;
 
 struct kt_webhook {
   struct kt_consumer *consumer;
+  struct kt_inbox *inbox; /* NULL = answer once queued, not once on disk */
   const char *default_cluster;
   void (*on_cluster)(const char *cluster, void *ud); /* optional */
   void *on_cluster_ud;

@@ -25,11 +25,12 @@ int kt_objkey_parse(const char *s, struct kt_objkey *k)
       p = slash + 1;
     }
   }
-  snprintf(k->cluster, sizeof k->cluster, "%s", parts[0]);
-  snprintf(k->group, sizeof k->group, "%s", parts[1]);
-  snprintf(k->resource, sizeof k->resource, "%s", parts[2]);
-  snprintf(k->ns, sizeof k->ns, "%s", parts[3]);
-  snprintf(k->name, sizeof k->name, "%s", parts[4]);
+  memset(k, 0, sizeof *k);
+  snprintf(k->cluster, sizeof k->cluster, "%.63s", parts[0]);
+  snprintf(k->group, sizeof k->group, "%.127s", parts[1]);
+  snprintf(k->resource, sizeof k->resource, "%.127s", parts[2]);
+  snprintf(k->ns, sizeof k->ns, "%.255s", parts[3]);
+  snprintf(k->name, sizeof k->name, "%.255s", parts[4]);
   return 0;
 }
 

@@ -68,6 +68,9 @@ int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
 /* Deletes spans of traces whose root ended before before_us, and expired
  * kv entries. Returns the number of spans deleted, or a negative code. */
 int64_t kt_store_retain(struct kt_store *st, int64_t before_us);
+/* 1 when the span is stored (committed), else 0. */
+int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],
+                      uint64_t span_id);
 /* Calls fn for each distinct cluster name that has spans. */
 int kt_store_clusters(struct kt_store *st,
                       void (*fn)(const char *cluster, void *ud), void *ud);

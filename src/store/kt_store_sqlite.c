@@ -800,6 +800,23 @@ int64_t kt_store_retain(struct kt_store *st, int64_t before_us)
   return n;
 }
 
+int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],
+                      uint64_t span_id)
+{
+  sqlite3_stmt *q;
+  int found = 0;
+  pthread_mutex_lock(&st->rmu);
+  if (sqlite3_prepare_v2(st->rdb, "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ?",
+                         -1, &q, NULL) == SQLITE_OK) {
+    sqlite3_bind_blob(q, 1, trace_id, 16, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)span_id);
+    found = sqlite3_step(q) == SQLITE_ROW;
+  }
+  sqlite3_finalize(q);
+  pthread_mutex_unlock(&st->rmu);
+  return found;
+}
+
 int kt_store_clusters(struct kt_store *st,
                       void (*fn)(const char *cluster, void *ud), void *ud)
 {

@@ -1,0 +1,176 @@
+/* kt_inbox: see the header. A request is the kv entry
+ * inbox/<key> = "<cluster>\n<source>\n<body>", deleted (through the same
+ * writer queue, so after the request's spans) when its last event has been
+ * processed. */
+#include "audit/kt_inbox.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/kt_audit.h"
+#include "audit/kt_consumer.h"
+#include "core/kt_log.h"
+#include "store/kt_span.h"
+#include "store/kt_store.h"
+
+#define KV_NS "inbox"
+
+struct kt_inbox {
+  struct kt_store *st;
+  struct kt_consumer *c;
+  _Atomic uint64_t seq;
+};
+
+struct entry {
+  struct kt_ticket t; /* first: the ticket's address is the entry's */
+  struct kt_store *st;
+  char key[48];
+};
+
+static void entry_done(struct kt_ticket *t)
+{
+  struct entry *e = (struct entry *)t;
+  kt_store_kv_del(e->st, KV_NS, e->key);
+  free(e);
+}
+
+static struct entry *new_entry(struct kt_inbox *ib, const char *key)
+{
+  struct entry *e = calloc(1, sizeof *e);
+  if (!e)
+    return NULL;
+  atomic_init(&e->t.pending, 1);
+  e->t.done = entry_done;
+  e->st = ib->st;
+  if (key)
+    snprintf(e->key, sizeof e->key, "%s", key);
+  else /* random per process, a counter within it: sortable and unique */
+    snprintf(e->key, sizeof e->key, "%016llx-%012llx",
+             (unsigned long long)kt_random_u64(),
+             (unsigned long long)atomic_fetch_add(&ib->seq, 1));
+  return e;
+}
+
+int kt_inbox_new(struct kt_store *st, struct kt_consumer *c,
+                 struct kt_inbox **out)
+{
+  struct kt_inbox *ib = calloc(1, sizeof *ib);
+  if (!ib)
+    return -ENOMEM;
+  ib->st = st;
+  ib->c = c;
+  *out = ib;
+  return 0;
+}
+
+void kt_inbox_free(struct kt_inbox *ib)
+{
+  free(ib);
+}
+
+int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
+                    const char *source, const char *body, size_t len,
+                    cJSON *items, int single, struct kt_submit_result *res)
+{
+  struct entry *e = new_entry(ib, NULL);
+  size_t hl = strlen(cluster) + strlen(source) + 2;
+  char *val = e ? malloc(hl + len) : NULL;
+  if (!val) {
+    free(e);
+    return -ENOMEM;
+  }
+  snprintf(val, hl + 1, "%s\n%s\n", cluster, source);
+  memcpy(val + hl, body, len);
+  int rc = kt_store_kv_put(ib->st, KV_NS, e->key, val, hl + len, 0);
+  free(val);
+  if (!rc)
+    rc = kt_consumer_submit_ticket(ib->c, cluster, source, items, single, 0,
+                                   &e->t, 0, res);
+  if (rc) { /* nothing was queued: the ticket is still ours alone */
+    kt_store_kv_del(ib->st, KV_NS, e->key);
+    free(e);
+    return rc;
+  }
+  kt_store_flush(ib->st); /* the 200 waits for the commit */
+  kt_ticket_release(&e->t);
+  return 0;
+}
+
+struct pending {
+  char key[48];
+  char *val;
+  size_t len;
+};
+
+struct scan {
+  struct pending *v;
+  size_t n, cap;
+};
+
+static int collect(const char *key, const char *val, size_t len,
+                   int64_t expires_us, void *ud)
+{
+  struct scan *s = ud;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    struct pending *v = realloc(s->v, cap * sizeof *v);
+    if (!v)
+      return -ENOMEM;
+    s->v = v;
+    s->cap = cap;
+  }
+  struct pending *p = &s->v[s->n];
+  snprintf(p->key, sizeof p->key, "%s", key);
+  p->val = malloc(len + 1);
+  if (!p->val)
+    return -ENOMEM;
+  memcpy(p->val, val, len);
+  p->val[len] = 0;
+  p->len = len;
+  s->n++;
+  return 0;
+}
+
+/* "<cluster>\n<source>\n<body>" back into a submission. */
+static void requeue(struct kt_inbox *ib, struct pending *p)
+{
+  char *cl = p->val, *src = strchr(cl, '\n'), *body;
+  cJSON *root, *items;
+  int single;
+  char err[256];
+  struct kt_submit_result res;
+  struct entry *e = new_entry(ib, p->key);
+  if (!e)
+    return;
+  body = src ? strchr(src + 1, '\n') : NULL;
+  if (!body || kt_audit_parse_doc(body + 1, p->len - (size_t)(body + 1 - p->val),
+                                  &root, &items, &single, err, sizeof err)) {
+    kt_warn("inbox: dropping unreadable entry %s", p->key);
+    kt_ticket_release(&e->t);
+    return;
+  }
+  *src = *body = 0;
+  int rc = kt_consumer_submit_ticket(ib->c, cl, src + 1, items, single, 1,
+                                     &e->t, 1, &res);
+  if (!single || rc)
+    cJSON_Delete(root);
+  kt_ticket_release(&e->t);
+}
+
+int kt_inbox_recover(struct kt_inbox *ib)
+{
+  struct scan s = {0};
+  /* Collected first: submitting may wait for room while the consumers
+   * read the store, and the scan holds the read connection. */
+  int rc = kt_store_kv_scan(ib->st, KV_NS, collect, &s);
+  for (size_t i = 0; i < s.n; i++) {
+    if (!rc)
+      requeue(ib, &s.v[i]);
+    free(s.v[i].val);
+  }
+  free(s.v);
+  return rc ? rc : (int)s.n;
+}

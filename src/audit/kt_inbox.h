@@ -1,0 +1,32 @@
+/* kt_inbox: the webhook's write-ahead inbox. A 200 means the request's
+ * body is committed to the store (in the same group commits as spans), so
+ * a crash after the answer loses nothing: at start, kt_inbox_recover()
+ * queues again every request whose events were not all processed. Those
+ * events are marked as recovered, and the consumer skips the ones already
+ * stored (span ids are derived from the audit ID and the object's window),
+ * so each acknowledged event ends up exactly once in the store. */
+#ifndef KT_INBOX_H
+#define KT_INBOX_H
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+struct kt_store;
+struct kt_consumer;
+struct kt_submit_result;
+struct kt_inbox;
+
+int kt_inbox_new(struct kt_store *st, struct kt_consumer *c,
+                 struct kt_inbox **out);
+void kt_inbox_free(struct kt_inbox *ib);
+/* Records body durably and queues its items (as kt_consumer_submit, never
+ * waiting for room): 0 once the body is committed, or the submit's error
+ * (-EAGAIN: queue full; nothing is kept then). */
+int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
+                    const char *source, const char *body, size_t len,
+                    cJSON *items, int single, struct kt_submit_result *res);
+/* Queues again what a crash left in the inbox; returns the number of
+ * requests recovered, or a negative code. */
+int kt_inbox_recover(struct kt_inbox *ib);
+
+#endif
