@@ -6,6 +6,7 @@
 #   4. the webhook's latency at half the end-to-end rate (paced),
 #   5. RSS sampled over a long paced run (BENCH_SOAK_SECS, default 60).
 # Usage: bench/run.sh [EVENTS] ; figures go to stdout.
+# BENCH_FLAGS adds kelemetry flags (e.g. --audit-webhook-durable=false).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-100000}
@@ -26,7 +27,7 @@ start_kt() {
   rm -rf "$work/data"
   "$build"/kelemetry --data-dir "$work/data" --http-address 127.0.0.1 --http-port 18480 \
     --metrics-address 127.0.0.1 --metrics-port 18490 --query-port 18486 \
-    --query-address 127.0.0.1 --log-level warn &
+    --query-address 127.0.0.1 --log-level warn --storage-retention 0 ${BENCH_FLAGS:-} &
   KPID=$!
   for _ in $(seq 100); do curl -sf http://127.0.0.1:18490/metrics >/dev/null && break; sleep 0.05; done
 }
