@@ -12,6 +12,7 @@
 
 #include "audit/kt_audit.h"
 #include "audit/kt_consumer.h"
+#include "core/kt_grow.h"
 #include "core/kt_log.h"
 #include "store/kt_span.h"
 #include "store/kt_store.h"
@@ -114,14 +115,8 @@ static int collect(const char *key, const char *val, size_t len,
                    int64_t expires_us, void *ud)
 {
   struct scan *s = ud;
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 64;
-    struct pending *v = realloc(s->v, cap * sizeof *v);
-    if (!v)
-      return -ENOMEM;
-    s->v = v;
-    s->cap = cap;
-  }
+  if (KT_GROW(s->v, s->cap, s->n))
+    return -ENOMEM;
   struct pending *p = &s->v[s->n];
   snprintf(p->key, sizeof p->key, "%s", key);
   p->val = malloc(len + 1);

@@ -10,6 +10,18 @@
 
 #define MAX_OBJECTS 256
 
+/* Zeroed first: keys are compared and hashed as whole strings only, but
+ * no stale bytes should ever ride along. */
+static void set_key(struct kt_objkey *k, const char *const v[5])
+{
+  memset(k, 0, sizeof *k);
+  snprintf(k->cluster, sizeof k->cluster, "%.63s", v[0]);
+  snprintf(k->group, sizeof k->group, "%.127s", v[1]);
+  snprintf(k->resource, sizeof k->resource, "%.127s", v[2]);
+  snprintf(k->ns, sizeof k->ns, "%.255s", v[3]);
+  snprintf(k->name, sizeof k->name, "%.255s", v[4]);
+}
+
 int kt_objkey_parse(const char *s, struct kt_objkey *k)
 {
   char *parts[5], buf[900];
@@ -25,12 +37,7 @@ int kt_objkey_parse(const char *s, struct kt_objkey *k)
       p = slash + 1;
     }
   }
-  memset(k, 0, sizeof *k);
-  snprintf(k->cluster, sizeof k->cluster, "%.63s", parts[0]);
-  snprintf(k->group, sizeof k->group, "%.127s", parts[1]);
-  snprintf(k->resource, sizeof k->resource, "%.127s", parts[2]);
-  snprintf(k->ns, sizeof k->ns, "%.255s", parts[3]);
-  snprintf(k->name, sizeof k->name, "%.255s", parts[4]);
+  set_key(k, (const char *const *)parts);
   return 0;
 }
 
@@ -158,12 +165,7 @@ static void link_target(const struct kt_span *s, struct kt_objkey *k)
                       kt_span_tag(s, "linkedName")};
   for (int i = 0; i < 5; i++)
     v[i] = v[i] ? v[i] : "";
-  memset(k, 0, sizeof *k);
-  snprintf(k->cluster, sizeof k->cluster, "%s", v[0]);
-  snprintf(k->group, sizeof k->group, "%s", v[1]);
-  snprintf(k->resource, sizeof k->resource, "%s", v[2]);
-  snprintf(k->ns, sizeof k->ns, "%s", v[3]);
-  snprintf(k->name, sizeof k->name, "%s", v[4]);
+  set_key(k, v);
 }
 
 /* Breadth-first over links from object 0, within the selector and budget.*/

@@ -4,6 +4,8 @@
  * collecting child pointers and merge-walking the two sorted arrays. */
 #include "json/kt_diff.h"
 
+#include "core/kt_grow.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,14 +102,8 @@ static int emit(struct ctx *c, const cJSON *o, const cJSON *n)
     l->truncated = 1;
     return 0;
   }
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    struct kt_diff_entry *v = realloc(l->v, cap * sizeof *v);
-    if (!v)
-      return -ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
+  if (KT_GROW(l->v, l->cap, l->n))
+    return -ENOMEM;
   struct kt_diff_entry *e = &l->v[l->n];
   e->path = strdup(c->path ? c->path : "");
   e->old_v = o && !cJSON_IsNull(o) ? cJSON_Duplicate(o, 1) : NULL;

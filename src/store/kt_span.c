@@ -1,6 +1,8 @@
 /* kt_span: see kt_span.h. */
 #include "store/kt_span.h"
 
+#include "core/kt_grow.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,14 +84,8 @@ fail:
 
 int kt_span_add_tag(struct kt_span *s, const char *key, const char *value)
 {
-  if (s->ntags == s->_tags_cap) {
-    size_t cap = s->_tags_cap ? s->_tags_cap * 2 : 16;
-    struct kt_tag *t = realloc(s->tags, cap * sizeof *t);
-    if (!t)
-      return -ENOMEM;
-    s->tags = t;
-    s->_tags_cap = cap;
-  }
+  if (KT_GROW(s->tags, s->_tags_cap, s->ntags))
+    return -ENOMEM;
   char *k = strdup(key), *v = strdup(value ? value : "");
   if (!k || !v) {
     free(k);
@@ -120,15 +116,9 @@ int kt_span_set_tag(struct kt_span *s, const char *key, const char *value)
 int kt_span_add_log_owned(struct kt_span *s, int64_t ts_us, const char *type,
                           char *msg)
 {
-  if (s->nlogs == s->_logs_cap) {
-    size_t cap = s->_logs_cap ? s->_logs_cap * 2 : 4;
-    struct kt_log *l = realloc(s->logs, cap * sizeof *l);
-    if (!l) {
-      free(msg);
-      return -ENOMEM;
-    }
-    s->logs = l;
-    s->_logs_cap = cap;
+  if (KT_GROW(s->logs, s->_logs_cap, s->nlogs)) {
+    free(msg);
+    return -ENOMEM;
   }
   char *t = strdup(type ? type : "");
   if (!t) {
@@ -201,14 +191,8 @@ const char *kt_span_tag(const struct kt_span *s, const char *key)
 
 int kt_span_vec_push(struct kt_span_vec *v, struct kt_span *s)
 {
-  if (v->n == v->cap) {
-    size_t cap = v->cap ? v->cap * 2 : 16;
-    struct kt_span **p = realloc(v->v, cap * sizeof *p);
-    if (!p)
-      return -ENOMEM;
-    v->v = p;
-    v->cap = cap;
-  }
+  if (KT_GROW(v->v, v->cap, v->n))
+    return -ENOMEM;
   v->v[v->n++] = s;
   return 0;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/kt_grow.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
@@ -671,14 +672,8 @@ static int has_ref(const struct refs *r, const void *tid)
 
 static int add_ref(struct refs *r, const void *tid)
 {
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 16;
-    struct kt_trace_ref *v = realloc(r->v, cap * sizeof *v);
-    if (!v)
-      return -ENOMEM;
-    r->v = v;
-    r->cap = cap;
-  }
+  if (KT_GROW(r->v, r->cap, r->n))
+    return -ENOMEM;
   memset(&r->v[r->n], 0, sizeof r->v[0]);
   memcpy(r->v[r->n].trace_id, tid, 16);
   r->n++;
