@@ -34,6 +34,15 @@ static cJSON *yaml_to_json(const char *text, size_t len, char *err,
       break;
     }
     cJSON *node = NULL;
+    if ((ev.type == YAML_MAPPING_START_EVENT ||
+         ev.type == YAML_SEQUENCE_START_EVENT) && depth >= 63) {
+      snprintf(err, errlen, "line %zu: nested too deeply",
+               ev.start_mark.line + 1);
+      yaml_event_delete(&ev);
+      cJSON_Delete(root);
+      root = NULL;
+      break;
+    }
     switch (ev.type) {
     case YAML_MAPPING_START_EVENT:
       node = cJSON_CreateObject();
@@ -50,7 +59,8 @@ static cJSON *yaml_to_json(const char *text, size_t len, char *err,
       break;
     case YAML_MAPPING_END_EVENT:
     case YAML_SEQUENCE_END_EVENT:
-      depth--;
+      if (depth > 0)
+        depth--;
       break;
     case YAML_STREAM_END_EVENT:
       done = 1;
@@ -69,7 +79,7 @@ static cJSON *yaml_to_json(const char *text, size_t len, char *err,
         free(keys[depth - 1]);
         keys[depth - 1] = NULL;
       }
-      if ((cJSON_IsObject(node) || cJSON_IsArray(node)) && depth < 63)
+      if (cJSON_IsObject(node) || cJSON_IsArray(node))
         stack[depth++] = node;
     }
     yaml_event_delete(&ev);

@@ -80,6 +80,10 @@ with Kelemetry("--audit-queue-limit", "400", "--audit-consumer-workers", "1") as
             break
         time.sleep(0.2)
     R.check(done == accepted, "all accepted events processed: %d of %d" % (done, accepted))
+    with open("/proc/%d/status" % k.proc.pid) as f:
+        hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM")][0]
+    # 400 queued events of ~5 KB parse to ~30 KB each: far below this bound
+    R.check(hwm < 400 * 1024, "memory bounded under overload: peak RSS %d KB" % hwm)
     R.check(k.metric("audit_queue_limit") == 400, "queue limit exported")
 
 R.finish()

@@ -116,6 +116,13 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, bad[i][1]));
   }
   assert_int_not_equal(kt_tf_load_file("/nonexistent/tf.yaml", &s, err, sizeof err), 0);
+  char deep[300] = "x: ";
+  for (int i = 0; i < 80; i++)
+    strcat(deep, "[");
+  for (int i = 0; i < 80; i++)
+    strcat(deep, "]");
+  assert_int_not_equal(kt_tf_load_text(deep, strlen(deep), &s, err, sizeof err), 0);
+  assert_non_null(strstr(err, "nested too deeply"));
 }
 
 int main(void)
