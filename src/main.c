@@ -5,6 +5,7 @@
  *                                     in ./kelemetry-data
  *   kelemetry replay [flags] FILE...  ingest audit logs offline, then exit
  *                                     (or keep serving with --serve)
+ *   kelemetry scan [METRICS_URL...]   what looks wrong, and what to do
  *
  * main() owns every component; they are started in dependency order and
  * stopped in reverse: servers stop accepting, the queue drains, the caches
@@ -33,6 +34,7 @@
 #include "http/kt_auth.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
+#include "ops/kt_scan.h"
 #include "frontend/kt_frontend.h"
 #include "frontend/kt_modes.h"
 #include "store/kt_store.h"
@@ -395,6 +397,17 @@ static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
 
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "scan") == 0) {
+    const char *def[] = {"http://127.0.0.1:9090/metrics"};
+    if (argc > 2 && argv[2][0] == '-') {
+      printf("usage: kelemetry scan [METRICS_URL...]\n"
+             "  reads kelemetry metrics (default %s) and reports problems;\n"
+             "  exit 0 healthy, 1 attention needed, 2 unreachable\n", def[0]);
+      return 0;
+    }
+    return argc > 2 ? kt_scan((const char *const *)argv + 2, argc - 2, stdout)
+                    : kt_scan(def, 1, stdout);
+  }
   int replay = argc > 1 && strcmp(argv[1], "replay") == 0;
   replay_mode = replay;
   char *files[64];
@@ -403,7 +416,8 @@ int main(int argc, char **argv)
   if (rc)
     return rc;
   if (opt.help) {
-    printf("usage: kelemetry [flags]\n       kelemetry replay [flags] FILE...\n\n");
+    printf("usage: kelemetry [flags]\n       kelemetry replay [flags] FILE...\n"
+           "       kelemetry scan [METRICS_URL...]\n\n");
     kt_config_usage(stdout, flags, NFLAGS);
     return 0;
   }
