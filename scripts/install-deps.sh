@@ -5,7 +5,7 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 PKGS="build-essential cmake ninja-build pkg-config libmicrohttpd-dev
-  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev zlib1g-dev libgnutls28-dev openssl
+  libcurl4-openssl-dev libcjson-dev libsqlite3-dev libyaml-dev zlib1g-dev libzstd-dev libgnutls28-dev openssl
   libcmocka-dev libjemalloc-dev clang chromium libclang-rt-14-dev python3 jq curl"
 missing=""
 for p in $PKGS; do

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <zstd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,13 +124,14 @@ static void enc_str(struct enc *e, const char *s)
   e->len += n;
 }
 
-static int encode_body(const struct kt_span *s, struct enc *e)
+/* Logs (diffs, snapshots) are most of a span's bytes and compress ~5x;
+ * they are compressed here, in the caller's thread, so the single writer
+ * has less to write. Tags stay plain (cheap to read, greppable). */
+#define COMPRESS_MIN 2048
+enum { LOGS_RAW = 0, LOGS_ZSTD = 1 };
+
+static void encode_logs(const struct kt_span *s, struct enc *e)
 {
-  enc_varint(e, s->ntags);
-  for (size_t i = 0; i < s->ntags; i++) {
-    enc_str(e, s->tags[i].key);
-    enc_str(e, s->tags[i].value);
-  }
   enc_varint(e, s->nlogs);
   for (size_t i = 0; i < s->nlogs; i++) {
     int64_t ts = s->logs[i].ts_us;
@@ -137,7 +139,74 @@ static int encode_body(const struct kt_span *s, struct enc *e)
     enc_str(e, s->logs[i].type);
     enc_str(e, s->logs[i].msg);
   }
-  return e->failed ? -ENOMEM : 0;
+}
+
+/* zstd contexts per thread (creating one per call would cost more than
+ * compressing a few KB), freed when the thread ends. */
+struct zctx {
+  ZSTD_CCtx *c;
+  ZSTD_DCtx *d;
+};
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+
+static void zctx_free(void *p)
+{
+  struct zctx *z = p;
+  ZSTD_freeCCtx(z->c);
+  ZSTD_freeDCtx(z->d);
+  free(z);
+}
+
+static void zkey_make(void)
+{
+  pthread_key_create(&zkey, zctx_free);
+}
+
+static struct zctx *zctx(void)
+{
+  pthread_once(&zonce, zkey_make);
+  struct zctx *z = pthread_getspecific(zkey);
+  if (!z && (z = calloc(1, sizeof *z))) {
+    z->c = ZSTD_createCCtx();
+    z->d = ZSTD_createDCtx();
+    pthread_setspecific(zkey, z);
+  }
+  return z && z->c && z->d ? z : NULL;
+}
+
+static int encode_body(const struct kt_span *s, struct enc *e)
+{
+  enc_varint(e, s->ntags);
+  for (size_t i = 0; i < s->ntags; i++) {
+    enc_str(e, s->tags[i].key);
+    enc_str(e, s->tags[i].value);
+  }
+  struct enc logs = {0};
+  encode_logs(s, &logs);
+  size_t bound = ZSTD_compressBound(logs.len);
+  enc_reserve(e, 1 + 10 + bound);
+  if (logs.failed || e->failed) {
+    free(logs.b);
+    return -ENOMEM;
+  }
+  struct zctx *zc = logs.len >= COMPRESS_MIN ? zctx() : NULL;
+  size_t z = zc ? ZSTD_compressCCtx(zc->c, e->b + e->len + 11, bound, logs.b,
+                                    logs.len, 1)
+                : 0;
+  if (z && !ZSTD_isError(z) && z < logs.len) {
+    e->b[e->len++] = LOGS_ZSTD;
+    size_t before = e->len;
+    enc_varint(e, logs.len); /* at most 10 bytes: the data sits after 11 */
+    memmove(e->b + e->len, e->b + before + 10, z);
+    e->len += z;
+  } else {
+    e->b[e->len++] = LOGS_RAW;
+    memcpy(e->b + e->len, logs.b, logs.len);
+    e->len += logs.len;
+  }
+  free(logs.b);
+  return 0;
 }
 
 struct dec {
@@ -180,6 +249,21 @@ static char *dec_str(struct dec *d)
   return s;
 }
 
+static void decode_logs(struct kt_span *s, struct dec *d)
+{
+  uint64_t nl = dec_varint(d);
+  for (uint64_t i = 0; i < nl && !d->bad; i++) {
+    uint64_t z = dec_varint(d);
+    int64_t ts = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    char *t = dec_str(d), *m = dec_str(d);
+    if (t && m)
+      kt_span_add_log_owned(s, ts, t, m);
+    else
+      free(m);
+    free(t);
+  }
+}
+
 /* Fills tags and logs of s from a body; -EIO when it is malformed. */
 static int decode_body(struct kt_span *s, const void *body, size_t len)
 {
@@ -192,18 +276,28 @@ static int decode_body(struct kt_span *s, const void *body, size_t len)
     free(k);
     free(v);
   }
-  uint64_t nl = dec_varint(&d);
-  for (uint64_t i = 0; i < nl && !d.bad; i++) {
-    uint64_t z = dec_varint(&d);
-    int64_t ts = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-    char *t = dec_str(&d), *m = dec_str(&d);
-    if (t && m)
-      kt_span_add_log_owned(s, ts, t, m);
-    else
-      free(m);
-    free(t);
+  if (d.bad || d.p >= d.end)
+    return -EIO;
+  int kind = *d.p++;
+  if (kind == LOGS_RAW) {
+    decode_logs(s, &d);
+    return d.bad ? -EIO : 0;
   }
-  return d.bad ? -EIO : 0;
+  uint64_t raw = dec_varint(&d);
+  if (d.bad || kind != LOGS_ZSTD || raw > ((uint64_t)256 << 20))
+    return -EIO;
+  struct zctx *zc = zctx();
+  unsigned char *buf = malloc(raw ? raw : 1);
+  size_t got = buf && zc ? ZSTD_decompressDCtx(zc->d, buf, raw, d.p,
+                                               (size_t)(d.end - d.p)) : 0;
+  if (!buf || ZSTD_isError(got) || got != raw) {
+    free(buf);
+    return -EIO;
+  }
+  struct dec ld = {buf, buf + raw, 0};
+  decode_logs(s, &ld);
+  free(buf);
+  return ld.bad ? -EIO : 0;
 }
 
 /* ---- open ------------------------------------------------------------- */
