@@ -92,6 +92,14 @@ static cJSON *yaml_to_json(const char *text, size_t len, char *err,
 
 /* ---- readers ------------------------------------------------------------- */
 
+/* A member that must be a mapping; anything else reads as empty, so keyed
+ * iteration never meets an item without a key. */
+static const cJSON *mapping(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsObject(v) ? v : NULL;
+}
+
 static const char *str(const cJSON *o, const char *k)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -225,8 +233,10 @@ static const struct {
 static void parse_collapse(const cJSON *j, struct kt_step *s)
 {
   const cJSON *src, *m, *cls;
-  cJSON_ArrayForEach(src, cJSON_GetObjectItemCaseSensitive(j, "tagMappings"))
+  cJSON_ArrayForEach(src, mapping(j, "tagMappings"))
     cJSON_ArrayForEach(m, src) {
+      if (!src->string)
+        continue;
       s->maps = realloc(s->maps, (s->nmaps + 1) * sizeof *s->maps);
       s->maps[s->nmaps].src = strdup(src->string);
       s->maps[s->nmaps].from = strdup(str(m, "fromSpanTag") ? str(m, "fromSpanTag") : "");
@@ -255,7 +265,9 @@ static void parse_collapse(const cJSON *j, struct kt_step *s)
     }
     s->nclasses++;
   }
-  cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "logTypeMapping")) {
+  cJSON_ArrayForEach(m, mapping(j, "logTypeMapping")) {
+    if (!m->string)
+      continue;
     s->logmaps = realloc(s->logmaps, (s->nlogmaps + 1) * sizeof *s->logmaps);
     s->logmaps[s->nlogmaps].type = strdup(m->string);
     s->logmaps[s->nlogmaps].field = strdup(cJSON_IsString(m) ? m->valuestring : "");
@@ -562,8 +574,8 @@ static int build_set(const cJSON *doc, struct kt_tf_set *set, char *err,
   struct mod mods[32];
   size_t nmods = 0;
   const cJSON *md;
-  cJSON_ArrayForEach(md, cJSON_GetObjectItemCaseSensitive(doc, "modifiers"))
-    if (nmods < 32)
+  cJSON_ArrayForEach(md, mapping(doc, "modifiers"))
+    if (nmods < 32 && md->string)
       mods[nmods++] = (struct mod){(uint32_t)strtoul(md->string, NULL, 16),
                                    integer(md, "priority", 0), md};
   qsort(mods, nmods, sizeof *mods, cmp_mods);

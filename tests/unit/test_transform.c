@@ -116,6 +116,11 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, bad[i][1]));
   }
   assert_int_not_equal(kt_tf_load_file("/nonexistent/tf.yaml", &s, err, sizeof err), 0);
+  /* keyed sections given as sequences (found by the fuzzer): no crash */
+  const char *seq = "configs:\n  - {id: \"1\", name: x, steps: [{kind: CollapseNestingVisitor, "
+                    "tagMappings: [a], logTypeMapping: [b]}]}\nmodifiers:\n  - {modifierName: x}\n";
+  if (kt_tf_load_text(seq, strlen(seq), &s, err, sizeof err) == 0)
+    kt_tf_free(&s);
   char deep[300] = "x: ";
   for (int i = 0; i < 80; i++)
     strcat(deep, "[");
