@@ -128,10 +128,23 @@ int kt_config_file(const struct kt_flag *flags, size_t n, const char *path,
     snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
     return -errno;
   }
+  char *text = malloc(1 << 20);
+  size_t len = text ? fread(text, 1, 1 << 20, fp) : 0;
+  fclose(fp);
+  if (!text)
+    return -ENOMEM;
+  int rc = kt_config_text(flags, n, text, len, path, err, errlen);
+  free(text);
+  return rc;
+}
+
+int kt_config_text(const struct kt_flag *flags, size_t n, const char *text,
+                   size_t len, const char *path, char *err, size_t errlen)
+{
   yaml_parser_t p;
   yaml_event_t ev;
   yaml_parser_initialize(&p);
-  yaml_parser_set_input_file(&p, fp);
+  yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   char key[256] = "";
   int depth = 0, rc = 0, done = 0;
   while (!done && !rc) {
@@ -181,7 +194,6 @@ int kt_config_file(const struct kt_flag *flags, size_t n, const char *path,
     yaml_event_delete(&ev);
   }
   yaml_parser_delete(&p);
-  fclose(fp);
   return rc;
 }
 

@@ -29,6 +29,9 @@ int kt_config_args(const struct kt_flag *flags, size_t n, int argc,
 /* Loads a YAML mapping file; unknown keys are errors (with line numbers). */
 int kt_config_file(const struct kt_flag *flags, size_t n, const char *path,
                    char *err, size_t errlen);
+/* The same from text; path only names it in errors. */
+int kt_config_text(const struct kt_flag *flags, size_t n, const char *text,
+                   size_t len, const char *path, char *err, size_t errlen);
 void kt_config_usage(FILE *out, const struct kt_flag *flags, size_t n);
 /* Sets one flag from text. */
 int kt_config_set(const struct kt_flag *f, const char *value, char *err,
