@@ -1,4 +1,5 @@
 /* kt_consumer: see the header. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "audit/kt_consumer.h"
 
 #include <errno.h>
@@ -184,6 +185,7 @@ static void *worker(void *p)
   struct worker_arg *wa = p;
   struct kt_consumer *c = wa->c;
   struct kt_queue_item *qi;
+  pthread_setname_np(pthread_self(), "kt-consumer");
   while ((qi = kt_queue_pop(c->queue, wa->part))) {
     struct item *it = (struct item *)qi;
     process(c, it);

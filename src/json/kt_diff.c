@@ -1,7 +1,12 @@
-/* kt_diff: see the header. The path is built in one growing buffer shared
- * by the whole recursion (each level appends, then truncates back), so only
- * emitted entries allocate. Object keys are sorted once per object pair by
- * collecting child pointers and merge-walking the two sorted arrays. */
+/* kt_diff: see the header.
+ *
+ * The walk keeps a stack of path segments (key pointers or indexes) and
+ * renders a path only when it emits an entry, so equal subtrees cost no
+ * string work. Objects are walked in document order when both sides have
+ * the same keys in the same order (the usual case: one serializer wrote
+ * both versions); the entries each key produced are then reordered by key,
+ * which gives the byte order of keys the spec asks for without sorting
+ * every object. Otherwise the children are sorted and merge-walked. */
 #include "json/kt_diff.h"
 
 #include "core/kt_grow.h"
@@ -11,11 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct seg {
+  const char *key; /* NULL: an array index */
+  int index;
+};
+
 struct ctx {
-  char *path;
-  size_t len, cap;
-  int (*skip)(const char *path, void *ud);
-  void *ud;
+  struct seg *stack;
+  size_t depth, cap;
   struct kt_diff_list *out;
 };
 
@@ -36,21 +44,6 @@ void kt_diff_list_free(struct kt_diff_list *l)
   memset(l, 0, sizeof *l);
 }
 
-static int path_reserve(struct ctx *c, size_t add)
-{
-  if (c->len + add + 1 <= c->cap)
-    return 0;
-  size_t cap = c->cap ? c->cap * 2 : 256;
-  while (cap < c->len + add + 1)
-    cap *= 2;
-  char *p = realloc(c->path, cap);
-  if (!p)
-    return -ENOMEM;
-  c->path = p;
-  c->cap = cap;
-  return 0;
-}
-
 static int is_plain_key(const char *k)
 {
   if (!*k)
@@ -62,37 +55,57 @@ static int is_plain_key(const char *k)
   return 1;
 }
 
-static int push_key(struct ctx *c, const char *k)
+/* Writes segment s at b (NULL: only measures); returns its length. */
+static size_t render_seg(char *b, const struct seg *s, int first)
 {
-  size_t kl = strlen(k);
-  if (path_reserve(c, kl * 2 + 5))
-    return -ENOMEM;
-  if (is_plain_key(k)) {
-    if (c->len)
-      c->path[c->len++] = '.';
-    memcpy(c->path + c->len, k, kl);
-    c->len += kl;
-  } else {
-    c->path[c->len++] = '[';
-    c->path[c->len++] = '"';
-    for (; *k; k++) {
-      if (*k == '"' || *k == '\\')
-        c->path[c->len++] = '\\';
-      c->path[c->len++] = *k;
-    }
-    c->path[c->len++] = '"';
-    c->path[c->len++] = ']';
+  if (!s->key) {
+    char tmp[16];
+    int n = snprintf(tmp, sizeof tmp, "[%d]", s->index);
+    if (b)
+      memcpy(b, tmp, (size_t)n);
+    return (size_t)n;
   }
-  c->path[c->len] = 0;
-  return 0;
+  size_t n = 0;
+  if (is_plain_key(s->key)) {
+    size_t kl = strlen(s->key);
+    if (!first && b)
+      b[n] = '.';
+    n += !first;
+    if (b)
+      memcpy(b + n, s->key, kl);
+    return n + kl;
+  }
+  if (b)
+    b[n] = '[', b[n + 1] = '"';
+  n += 2;
+  for (const char *k = s->key; *k; k++) {
+    if (*k == '"' || *k == '\\') {
+      if (b)
+        b[n] = '\\';
+      n++;
+    }
+    if (b)
+      b[n] = *k;
+    n++;
+  }
+  if (b)
+    b[n] = '"', b[n + 1] = ']';
+  return n + 2;
 }
 
-static int push_index(struct ctx *c, int i)
+static char *render_path(const struct ctx *c)
 {
-  if (path_reserve(c, 16))
-    return -ENOMEM;
-  c->len += (size_t)snprintf(c->path + c->len, 16, "[%d]", i);
-  return 0;
+  size_t len = 0;
+  for (size_t i = 0; i < c->depth; i++)
+    len += render_seg(NULL, &c->stack[i], i == 0);
+  char *p = malloc(len + 1);
+  if (!p)
+    return NULL;
+  len = 0;
+  for (size_t i = 0; i < c->depth; i++)
+    len += render_seg(p + len, &c->stack[i], i == 0);
+  p[len] = 0;
+  return p;
 }
 
 static int emit(struct ctx *c, const cJSON *o, const cJSON *n)
@@ -105,7 +118,7 @@ static int emit(struct ctx *c, const cJSON *o, const cJSON *n)
   if (KT_GROW(l->v, l->cap, l->n))
     return -ENOMEM;
   struct kt_diff_entry *e = &l->v[l->n];
-  e->path = strdup(c->path ? c->path : "");
+  e->path = render_path(c);
   e->old_v = o && !cJSON_IsNull(o) ? cJSON_Duplicate(o, 1) : NULL;
   e->new_v = n && !cJSON_IsNull(n) ? cJSON_Duplicate(n, 1) : NULL;
   if (!e->path) {
@@ -118,6 +131,18 @@ static int emit(struct ctx *c, const cJSON *o, const cJSON *n)
 }
 
 static int walk(struct ctx *c, const cJSON *o, const cJSON *n);
+
+/* Walks o -> n one level down, under the segment (key, index). */
+static int child(struct ctx *c, const char *key, int index, const cJSON *o,
+                 const cJSON *n)
+{
+  if (KT_GROW(c->stack, c->cap, c->depth))
+    return -ENOMEM;
+  c->stack[c->depth++] = (struct seg){key, index};
+  int rc = walk(c, o, n);
+  c->depth--;
+  return rc;
+}
 
 static const char *key_of(const cJSON *c)
 {
@@ -144,41 +169,78 @@ static const cJSON **sorted_children(const cJSON *obj, size_t *n)
   return v;
 }
 
-static int child(struct ctx *c, const char *key, const cJSON *o,
-                 const cJSON *n)
-{
-  size_t save = c->len;
-  int rc = push_key(c, key);
-  if (!rc && !(c->skip && c->skip(c->path, c->ud)))
-    rc = walk(c, o, n);
-  c->len = save;
-  if (c->path)
-    c->path[save] = 0;
-  return rc;
-}
-
-static int walk_objects(struct ctx *c, const cJSON *o, const cJSON *n)
+static int walk_sorted(struct ctx *c, const cJSON *o, const cJSON *n)
 {
   size_t no, nn, i = 0, j = 0;
   const cJSON **a = sorted_children(o, &no), **b = sorted_children(n, &nn);
   int rc = a && b ? 0 : -ENOMEM;
   while (!rc && (i < no || j < nn)) {
     int d = i == no ? 1 : j == nn ? -1 : strcmp(key_of(a[i]), key_of(b[j]));
-    if (d < 0) {
-      rc = child(c, key_of(a[i]), a[i], NULL);
-      i++;
-    } else if (d > 0) {
-      rc = child(c, key_of(b[j]), NULL, b[j]);
-      j++;
-    } else {
-      rc = child(c, key_of(a[i]), a[i], b[j]);
-      i++;
-      j++;
-    }
+    const cJSON *x = d <= 0 ? a[i++] : NULL, *y = d >= 0 ? b[j++] : NULL;
+    rc = child(c, key_of(x ? x : y), 0, x, y);
   }
   free(a);
   free(b);
   return rc;
+}
+
+/* The entries one key of an object produced: out->v[from, to). */
+struct block {
+  const char *key;
+  size_t from, to;
+};
+
+static int cmp_blocks(const void *a, const void *b)
+{
+  return strcmp(((const struct block *)a)->key, ((const struct block *)b)->key);
+}
+
+/* Puts the blocks (contiguous, in document order) into key order. */
+static int reorder(struct kt_diff_list *l, struct block *bl, size_t nb)
+{
+  size_t first = bl[0].from, total = bl[nb - 1].to - first, k = 0;
+  struct kt_diff_entry *tmp = malloc(total * sizeof *tmp);
+  if (!tmp)
+    return -ENOMEM;
+  qsort(bl, nb, sizeof *bl, cmp_blocks);
+  for (size_t i = 0; i < nb; i++)
+    for (size_t j = bl[i].from; j < bl[i].to; j++)
+      tmp[k++] = l->v[j];
+  memcpy(l->v + first, tmp, total * sizeof *tmp);
+  free(tmp);
+  return 0;
+}
+
+static int walk_lockstep(struct ctx *c, const cJSON *o, const cJSON *n)
+{
+  struct block *bl = NULL;
+  size_t nb = 0, cap = 0;
+  int rc = 0, sorted = 1;
+  for (const cJSON *x = o->child, *y = n->child; !rc && x; x = x->next, y = y->next) {
+    size_t before = c->out->n;
+    rc = child(c, key_of(x), 0, x, y);
+    if (rc || c->out->n == before)
+      continue;
+    if (KT_GROW(bl, cap, nb)) {
+      rc = -ENOMEM;
+      break;
+    }
+    bl[nb] = (struct block){key_of(x), before, c->out->n};
+    sorted = sorted && (nb == 0 || strcmp(bl[nb - 1].key, bl[nb].key) < 0);
+    nb++;
+  }
+  if (!rc && !sorted)
+    rc = reorder(c->out, bl, nb);
+  free(bl);
+  return rc;
+}
+
+static int walk_objects(struct ctx *c, const cJSON *o, const cJSON *n)
+{
+  const cJSON *x = o->child, *y = n->child;
+  while (x && y && !strcmp(key_of(x), key_of(y)))
+    x = x->next, y = y->next;
+  return !x && !y ? walk_lockstep(c, o, n) : walk_sorted(c, o, n);
 }
 
 static int walk_arrays(struct ctx *c, const cJSON *o, const cJSON *n)
@@ -186,12 +248,7 @@ static int walk_arrays(struct ctx *c, const cJSON *o, const cJSON *n)
   const cJSON *x = o->child, *y = n->child;
   int rc = 0;
   for (int i = 0; !rc && (x || y); i++) {
-    size_t save = c->len;
-    rc = push_index(c, i);
-    if (!rc && !(c->skip && c->skip(c->path, c->ud)))
-      rc = walk(c, x, y);
-    c->len = save;
-    c->path[save] = 0;
+    rc = child(c, NULL, i, x, y);
     x = x ? x->next : NULL;
     y = y ? y->next : NULL;
   }
@@ -216,23 +273,13 @@ static int walk(struct ctx *c, const cJSON *o, const cJSON *n)
   return emit(c, o, n);
 }
 
-int kt_diff_compare_skip(const cJSON *old_v, const cJSON *new_v,
-                         int (*skip)(const char *path, void *ud), void *ud,
-                         struct kt_diff_list *out)
-{
-  struct ctx c = {NULL, 0, 0, skip, ud, out};
-  if (path_reserve(&c, 0))
-    return -ENOMEM;
-  c.path[0] = 0;
-  int rc = walk(&c, old_v, new_v);
-  free(c.path);
-  return rc;
-}
-
 int kt_diff_compare(const cJSON *old_v, const cJSON *new_v,
                     struct kt_diff_list *out)
 {
-  return kt_diff_compare_skip(old_v, new_v, NULL, NULL, out);
+  struct ctx c = {NULL, 0, 0, out};
+  int rc = walk(&c, old_v, new_v);
+  free(c.stack);
+  return rc;
 }
 
 char *kt_diff_render(const struct kt_diff_list *l)

@@ -30,11 +30,6 @@ void kt_diff_list_free(struct kt_diff_list *l);
 /* Appends the differences of old_v -> new_v. 0 or -ENOMEM. */
 int kt_diff_compare(const cJSON *old_v, const cJSON *new_v,
                     struct kt_diff_list *out);
-/* As kt_diff_compare; paths for which skip() returns non-zero are neither
- * reported nor descended into. */
-int kt_diff_compare_skip(const cJSON *old_v, const cJSON *new_v,
-                         int (*skip)(const char *path, void *ud), void *ud,
-                         struct kt_diff_list *out);
 /* Lines `<path> <old JSON> -> <new JSON>\n` (absent side `null`), plus
  * `... (diff truncated)\n` when truncated. malloc'd; NULL on ENOMEM. */
 char *kt_diff_render(const struct kt_diff_list *l);

@@ -11,6 +11,7 @@
  * tags and logs in a compact binary body:
  *   varint ntags, (varint len, bytes key, varint len, bytes value)*,
  *   varint nlogs, (zigzag varint ts, str type, str msg)*  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "store/kt_store.h"
 
 #include <errno.h>
@@ -503,6 +504,7 @@ static void commit_with_retry(struct kt_store *st, struct op *batch, size_t n,
 static void *writer_main(void *arg)
 {
   struct kt_store *st = arg;
+  pthread_setname_np(pthread_self(), "kt-writer");
   for (;;) {
     pthread_mutex_lock(&st->mu);
     while (!st->head && !st->closing)
