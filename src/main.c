@@ -32,6 +32,7 @@
 #include "core/kt_time.h"
 #include "diff/kt_diffcache.h"
 #include "http/kt_auth.h"
+#include "informer/kt_informers.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "ops/kt_scan.h"
@@ -57,6 +58,17 @@ struct options {
   char *tls_cert, *tls_key, *tls_client_ca, *webhook_token_file;
   char *query_tls_cert, *query_tls_key, *query_token_file, *query_basic_file;
   long follow_link_limit;
+  /* Kubernetes side */
+  char *kube_cluster, *kubeconfig, *kube_context;
+  long kube_qps, kube_burst;
+  int event_enable, diff_enable, decorator_enable;
+  int64_t discovery_resync, patch_ttl, snapshot_ttl;
+  int64_t fetch_backoff, fetch_event_timeout, fetch_total_timeout;
+  char *cm_ns, *cm_name;
+  int64_t cm_sync;
+  struct kt_informers_election event_le, diff_le;
+  char *event_le_ns, *event_le_name, *diff_le_ns, *diff_le_name;
+  long event_le_n, diff_le_n;
 };
 
 static struct options opt;
@@ -119,6 +131,37 @@ static const struct kt_flag flags[] = {
   F("metrics-enable", KT_BOOL, "true", "serve Prometheus metrics", &opt.metrics_enable),
   F("metrics-address", KT_STR, "", "metrics listen address", &opt.metrics_address),
   F("metrics-port", KT_INT, "9090", "metrics port", &opt.metrics_port),
+  F("kube-target-cluster", KT_STR, "", "name of the cluster the informers watch", &opt.kube_cluster),
+  F("kube-config", KT_STR, "", "kubeconfig of the target cluster (empty = in-cluster service account)", &opt.kubeconfig),
+  F("kube-context", KT_STR, "", "kubeconfig context (empty = current-context)", &opt.kube_context),
+  F("kube-qps", KT_INT, "50", "requests per second to the apiserver (watches not counted)", &opt.kube_qps),
+  F("kube-burst", KT_INT, "100", "request burst to the apiserver", &opt.kube_burst),
+  F("event-informer-enable", KT_BOOL, "false", "turn Kubernetes Events into span logs", &opt.event_enable),
+  F("event-informer-configmap-namespace", KT_STR, "default", "event controller checkpoint namespace", &opt.cm_ns),
+  F("event-informer-configmap-name", KT_STR, "kelemetry-event-controller", "event controller checkpoint ConfigMap", &opt.cm_name),
+  F("event-informer-configmap-sync-interval", KT_DURATION, "5s", "how often the checkpoint is written", &opt.cm_sync),
+  F("event-informer-leader-election-enable", KT_BOOL, "true", "event-informer: run only while holding a lease", &opt.event_le.enable),
+  F("event-informer-leader-election-namespace", KT_STR, "default", "event-informer: namespace of the leases", &opt.event_le_ns),
+  F("event-informer-leader-election-name", KT_STR, "kelemetry-event-informer-leader-election", "event-informer: lease name prefix (<name>-0..N-1)", &opt.event_le_name),
+  F("event-informer-leader-election-lease-duration", KT_DURATION, "15s", "event-informer: lease duration", &opt.event_le.lease_us),
+  F("event-informer-leader-election-renew-deadline", KT_DURATION, "10s", "event-informer: give up leading when not renewed within this", &opt.event_le.renew_deadline_us),
+  F("event-informer-leader-election-retry-period", KT_DURATION, "2s", "event-informer: renew / retry period", &opt.event_le.retry_us),
+  F("event-informer-leader-election-num-leaders", KT_INT, "1", "event-informer: how many processes lead at once", &opt.event_le_n),
+  F("diff-controller-enable", KT_BOOL, "false", "watch every object and diff its versions", &opt.diff_enable),
+  F("diff-controller-leader-election-enable", KT_BOOL, "true", "diff-controller: run only while holding a lease", &opt.diff_le.enable),
+  F("diff-controller-leader-election-namespace", KT_STR, "default", "diff-controller: namespace of the leases", &opt.diff_le_ns),
+  F("diff-controller-leader-election-name", KT_STR, "kelemetry-diff-controller-leader-election", "diff-controller: lease name prefix (<name>-0..N-1)", &opt.diff_le_name),
+  F("diff-controller-leader-election-lease-duration", KT_DURATION, "15s", "diff-controller: lease duration", &opt.diff_le.lease_us),
+  F("diff-controller-leader-election-renew-deadline", KT_DURATION, "10s", "diff-controller: give up leading when not renewed within this", &opt.diff_le.renew_deadline_us),
+  F("diff-controller-leader-election-retry-period", KT_DURATION, "2s", "diff-controller: renew / retry period", &opt.diff_le.retry_us),
+  F("diff-controller-leader-election-num-leaders", KT_INT, "2", "diff-controller: how many processes lead at once", &opt.diff_le_n),
+  F("diff-decorator-enable", KT_BOOL, "false", "attach watch diffs even when this process runs no diff controller (shared store)", &opt.decorator_enable),
+  F("diff-decorator-fetch-backoff", KT_DURATION, "1s", "poll period for a watch diff an event has no body for", &opt.fetch_backoff),
+  F("diff-decorator-fetch-event-timeout", KT_DURATION, "15s", "stop polling this long after the event", &opt.fetch_event_timeout),
+  F("diff-decorator-fetch-total-timeout", KT_DURATION, "10s", "stop polling this long after starting", &opt.fetch_total_timeout),
+  F("diff-cache-patch-ttl", KT_DURATION, "10m", "how long watch diffs are kept", &opt.patch_ttl),
+  F("diff-cache-snapshot-ttl", KT_DURATION, "10m", "how long creation/deletion snapshots are kept", &opt.snapshot_ttl),
+  F("discovery-resync-interval", KT_DURATION, "1h", "how often the watched resource set is refreshed", &opt.discovery_resync),
   F("serve", KT_BOOL, "false", "replay: keep serving after the files are ingested", &opt.serve),
   F("progress", KT_BOOL, "true", "replay: draw a progress bar on a terminal", &opt.progress),
 };
@@ -131,6 +174,7 @@ struct app {
   struct kt_http *http_webhook, *http_metrics, *http_query;
   struct kt_auth webhook_auth, query_auth;
   struct kt_inbox *inbox;
+  struct kt_informers *informers;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
 };
 
@@ -189,6 +233,31 @@ static int start_pipeline(struct app *a)
   if (n > 0)
     kt_info("inbox: recovered %d unprocessed webhook requests", n);
   return n < 0 ? n : 0;
+}
+
+static int start_informers(struct app *a)
+{
+  opt.event_le.namespace = opt.event_le_ns;
+  opt.event_le.name = opt.event_le_name;
+  opt.event_le.num_leaders = (int)opt.event_le_n;
+  opt.diff_le.namespace = opt.diff_le_ns;
+  opt.diff_le.name = opt.diff_le_name;
+  opt.diff_le.num_leaders = (int)opt.diff_le_n;
+  struct kt_informers_opts io = {
+      .cluster = *opt.kube_cluster ? opt.kube_cluster : opt.default_cluster,
+      .kubeconfig = opt.kubeconfig, .context = opt.kube_context,
+      .qps = (double)opt.kube_qps, .burst = (int)opt.kube_burst,
+      .event_enable = opt.event_enable, .diff_enable = opt.diff_enable,
+      .decorate = opt.decorator_enable,
+      .exclude_types = opt.exclude_types, .redact_pattern = opt.redact_pattern,
+      .discovery_resync_us = opt.discovery_resync,
+      .patch_ttl_us = opt.patch_ttl, .snapshot_ttl_us = opt.snapshot_ttl,
+      .fetch_backoff_us = opt.fetch_backoff,
+      .fetch_event_timeout_us = opt.fetch_event_timeout,
+      .fetch_total_timeout_us = opt.fetch_total_timeout,
+      .cm_namespace = opt.cm_ns, .cm_name = opt.cm_name, .cm_sync_us = opt.cm_sync,
+      .event_le = opt.event_le, .diff_le = opt.diff_le};
+  return kt_informers_start(&io, &a->p, &a->informers);
 }
 
 static void note_cluster(const char *cluster, void *ud)
@@ -333,9 +402,11 @@ static void stop_all(struct app *a)
   pthread_create(&t, NULL, watchdog, NULL);
   pthread_detach(t);
   kt_http_stop(a->http_webhook); /* stop accepting first */
+  kt_informers_stop(a->informers); /* leases released */
   stop_retention();
   kt_consumer_free(a->p.consumer); /* drain before the readers go */
   a->p.consumer = NULL;
+  kt_informers_free(a->informers);
   kt_http_stop(a->http_query);
   kt_http_stop(a->http_metrics);
   kt_frontend_free(a->frontend);
@@ -446,6 +517,8 @@ int main(int argc, char **argv)
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   struct app a = {0};
   rc = start_pipeline(&a);
+  if (!rc && !replay)
+    rc = start_informers(&a);
   if (!rc && (!replay || opt.serve))
     rc = start_servers(&a);
   if (!rc && replay)

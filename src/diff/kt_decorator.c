@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/kt_audit.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
 #include "diff/kt_diffcache.h"
+#include "diff/kt_patchcache.h"
+#include "core/kt_time.h"
 #include "json/kt_diff.h"
 #include "store/kt_span.h"
 
@@ -21,7 +24,20 @@ struct kt_decorator {
   regex_t re;
   int has_re;
   struct kt_metric *m_outcome;
+  struct kt_patchcache *pc; /* watch diffs, or NULL */
+  int64_t backoff_us, event_timeout_us, total_timeout_us;
 };
+
+void kt_decorator_use_informer(struct kt_decorator *d,
+                               struct kt_patchcache *pc, int64_t backoff_us,
+                               int64_t event_timeout_us,
+                               int64_t total_timeout_us)
+{
+  d->pc = pc;
+  d->backoff_us = backoff_us > 0 ? backoff_us : 1000000;
+  d->event_timeout_us = event_timeout_us > 0 ? event_timeout_us : 15000000;
+  d->total_timeout_us = total_timeout_us > 0 ? total_timeout_us : 10000000;
+}
 
 int kt_decorator_new(const char *redact_pattern, struct kt_diffcache *dc,
                      struct kt_decorator **out)
@@ -155,6 +171,67 @@ static const char *rv_of(const cJSON *body)
   return rv ? rv : "";
 }
 
+/* Go's time.Duration text, as the original prints `informer latency`. */
+static void go_duration(int64_t us, char *buf, size_t len)
+{
+  const char *sign = us < 0 ? "-" : "";
+  double a = us < 0 ? -(double)us : (double)us;
+  if (a < 1000)
+    snprintf(buf, len, "%s%.0f\u00b5s", sign, a);
+  else if (a < 1e6)
+    snprintf(buf, len, "%s%.4gms", sign, a / 1e3);
+  else
+    snprintf(buf, len, "%s%.4gs", sign, a / 1e6);
+}
+
+/* The watch patch of objkey at newrv, waiting for it when wait is set.
+ * Parsed JSON or NULL. */
+static cJSON *informer_patch(struct kt_decorator *d,
+                             const struct kt_audit_event *ev,
+                             const char *objkey, const char *newrv, int wait)
+{
+  char name[96];
+  snprintf(name, sizeof name, "rv/%s", newrv);
+  int64_t start = kt_now_us(), deadline = ev->stage_us + d->event_timeout_us;
+  if (deadline > start + d->total_timeout_us)
+    deadline = start + d->total_timeout_us;
+  for (;;) {
+    char *text = kt_patchcache_get(d->pc, objkey, name);
+    if (text) {
+      cJSON *p = cJSON_Parse(text);
+      free(text);
+      return p;
+    }
+    int64_t now = kt_now_us();
+    if (!wait || now >= deadline)
+      return NULL;
+    int64_t nap = d->backoff_us < deadline - now ? d->backoff_us : deadline - now;
+    struct timespec ts = {nap / 1000000, (nap % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Attaches a watch patch; returns the outcome label. */
+static const char *apply_patch(const struct kt_audit_event *ev,
+                               const cJSON *patch, struct kt_span *span)
+{
+  const cJSON *t = cJSON_GetObjectItem(patch, "informerTime");
+  const char *diff = kt_json_str(patch, "diff");
+  char lat[48];
+  if (cJSON_IsNumber(t)) {
+    go_duration((int64_t)t->valuedouble - ev->stage_us, lat, sizeof lat);
+    kt_span_add_tag(span, "informer latency", lat);
+  }
+  if (cJSON_IsTrue(cJSON_GetObjectItem(patch, "redacted"))) {
+    kt_span_add_log(span, ev->stage_us, "kelemetryError",
+                    "Sensitive object content has been redacted");
+    return "informer_redacted";
+  }
+  if (diff && *diff)
+    kt_span_add_log(span, ev->stage_us, "audit/objectDiff", diff);
+  return "informer";
+}
+
 /* Diffs body against the previous version; returns the outcome label.
  * The previous version leaves the cache: the caller puts the new one back
  * (kt_decorator_remember) once the event is sent. */
@@ -169,6 +246,12 @@ static const char *diff_update(struct kt_decorator *d,
   if (ev->rv && *ev->rv && strcmp(ev->rv, newrv) == 0) {
     kt_span_add_log(span, ev->stage_us, "realVerbose", "No-op update");
     return "noop_update";
+  }
+  cJSON *patch = d->pc && *newrv ? informer_patch(d, ev, objkey, newrv, 0) : NULL;
+  if (patch) {
+    const char *outcome = apply_patch(ev, patch, span);
+    cJSON_Delete(patch);
+    return outcome;
   }
   if (kt_diffcache_take(d->dc, objkey, &old, oldrv, sizeof oldrv)) {
     kt_span_add_log(span, ev->stage_us, "kelemetryError",
@@ -217,6 +300,23 @@ static const char *apply_scale(struct kt_decorator *d,
   return "scale";
 }
 
+/* An update without the object in its answer: only the watch can tell
+ * what changed. NULL when there is no patch (the caller falls back). */
+static const char *bodyless_update(struct kt_decorator *d,
+                                   const struct kt_audit_event *ev,
+                                   const char *objkey, struct kt_span *span)
+{
+  const char *newrv = kt_json_str(kt_json_path(ev->response_object, "metadata"),
+                                  "resourceVersion");
+  if (!d->pc || !newrv || !*newrv)
+    return NULL;
+  kt_span_add_tag(span, "newResourceVersion", newrv);
+  cJSON *patch = informer_patch(d, ev, objkey, newrv, 1);
+  const char *outcome = patch ? apply_patch(ev, patch, span) : NULL;
+  cJSON_Delete(patch);
+  return outcome;
+}
+
 static void add_snapshot(struct kt_span *span, int64_t ts, const cJSON *body)
 {
   char *text = cJSON_PrintUnformatted(body);
@@ -234,6 +334,17 @@ static const char *snapshot_delete(struct kt_decorator *d,
   if (body) {
     add_snapshot(span, ev->stage_us, body);
     return "hit";
+  }
+  if (d->pc) { /* the diff controller's last state of the object */
+    char *text = kt_patchcache_get(d->pc, objkey, "deletion");
+    cJSON *snap = text ? cJSON_Parse(text) : NULL;
+    const cJSON *value = cJSON_GetObjectItem(snap, "value");
+    free(text);
+    if (cJSON_IsObject(value))
+      add_snapshot(span, ev->stage_us, value);
+    cJSON_Delete(snap);
+    if (value)
+      return "informer";
   }
   if (kt_diffcache_get(d->dc, objkey, &last, rv, sizeof rv))
     return "miss";
@@ -277,6 +388,8 @@ int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
     outcome = "redacted";
   } else if (upd && body) {
     outcome = diff_update(d, ev, objkey, body, span);
+  } else if (upd && (outcome = bodyless_update(d, ev, objkey, span))) {
+    /* the informer's patch */
   } else if (upd && sub && strcmp(ev->subresource, "scale") == 0) {
     outcome = apply_scale(d, ev, objkey, span);
   } else if (!strcmp(ev->verb, "create") && !sub && body) {

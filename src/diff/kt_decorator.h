@@ -13,6 +13,8 @@
 #ifndef KT_DECORATOR_H
 #define KT_DECORATOR_H
 
+#include <stdint.h>
+
 #include <cjson/cJSON.h>
 
 struct kt_audit_event;
@@ -40,6 +42,21 @@ int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
  * event no longer has it afterwards. */
 void kt_decorator_remember(struct kt_decorator *d, struct kt_audit_event *ev,
                            const char *objkey);
+
+struct kt_patchcache;
+/* Prefers the diff controller's watch diffs (behaviour spec §1.7.4): an
+ * update's patch is looked up by its new resourceVersion and, when found,
+ * is what the span shows (tag `informer latency` set), because it is the
+ * change between consecutive stored versions even when some requests were
+ * not audited. Without one, an event carrying the object diffs its body at
+ * once (no wait: a worker must not stall while a body diff is at hand);
+ * an event without a body (Metadata-level audit, scale subresource) polls
+ * every backoff until stage + event_timeout or start + total_timeout.
+ * pc is borrowed. */
+void kt_decorator_use_informer(struct kt_decorator *d,
+                               struct kt_patchcache *pc, int64_t backoff_us,
+                               int64_t event_timeout_us,
+                               int64_t total_timeout_us);
 
 /* Sanitises an object body in place (exposed for tests and informers). */
 void kt_decorator_sanitize(cJSON *body, const char *group,

@@ -1,0 +1,312 @@
+/* kt_diffctl: see the header. One supervisor thread owns the set of
+ * reflectors (one per resource); it reloads discovery every resync
+ * interval and starts or stops reflectors to match. */
+#include "informer/kt_diffctl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit/kt_audit.h"
+#include "core/kt_grow.h"
+#include "core/kt_log.h"
+#include "core/kt_time.h"
+#include "diff/kt_decorator.h"
+#include "diff/kt_patchcache.h"
+#include "json/kt_diff.h"
+#include "k8s/kt_discovery.h"
+#include "k8s/kt_reflector.h"
+
+#define REDACT_LABEL "kelemetry.kubewharf.io/diff-redacted"
+
+struct watched {
+  struct kt_diffctl *d;
+  struct kt_gvr gvr;
+  struct kt_reflector *r;
+  int seen; /* still in discovery (mark and sweep) */
+};
+
+struct kt_diffctl {
+  struct kt_kube *kube;
+  struct kt_patchcache *pc;
+  char *cluster, *exclude;
+  regex_t re;
+  int has_re;
+  int64_t resync_us;
+  pthread_t thread;
+  volatile int stop;
+  pthread_mutex_t mu; /* guards w against stats readers */
+  struct watched **w;
+  size_t nw, cap;
+  atomic_uint_fast64_t patches, snapshots;
+};
+
+static int excluded(const struct kt_diffctl *d, const struct kt_gvr *g)
+{
+  char gr[300];
+  snprintf(gr, sizeof gr, "%s%s%s", g->group, *g->group ? "/" : "", g->resource);
+  const char *p = d->exclude;
+  size_t n = strlen(gr);
+  while (p && *p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && !strncmp(p, gr, n))
+      return 1;
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+static void object_key(const struct watched *w, const cJSON *obj, char *buf,
+                       size_t len)
+{
+  const cJSON *md = cJSON_GetObjectItem(obj, "metadata");
+  const char *ns = kt_json_str(md, "namespace"), *name = kt_json_str(md, "name");
+  snprintf(buf, len, "%s/%s/%s/%s/%s", w->d->cluster, w->gvr.group,
+           w->gvr.resource, ns ? ns : "", name ? name : "");
+}
+
+static int redacted(const struct watched *w, const cJSON *obj)
+{
+  const cJSON *md = cJSON_GetObjectItem(obj, "metadata");
+  if (cJSON_GetObjectItem(cJSON_GetObjectItem(md, "labels"), REDACT_LABEL))
+    return 1;
+  if (!w->d->has_re)
+    return 0;
+  char path[1024];
+  const char *ns = kt_json_str(md, "namespace"), *name = kt_json_str(md, "name");
+  snprintf(path, sizeof path, "%s/%s/%s/%s/%s", w->gvr.group, w->gvr.version,
+           w->gvr.resource, ns ? ns : "", name ? name : "");
+  return regexec(&w->d->re, path, 0, NULL, 0) == 0;
+}
+
+static const char *rv_of(const cJSON *obj)
+{
+  const char *rv = kt_json_str(cJSON_GetObjectItem(obj, "metadata"), "resourceVersion");
+  return rv ? rv : "";
+}
+
+static void put_json(struct watched *w, const char *key, const char *name,
+                     cJSON *rec)
+{
+  char *text = cJSON_PrintUnformatted(rec);
+  if (text && kt_patchcache_put(w->d->pc, key, name, text) == 0)
+    atomic_fetch_add(strncmp(name, "rv/", 3) ? &w->d->snapshots : &w->d->patches, 1);
+  free(text);
+  cJSON_Delete(rec);
+}
+
+static void snapshot(struct watched *w, const char *key, const char *name,
+                     const cJSON *obj)
+{
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddStringToObject(rec, "resourceVersion", rv_of(obj));
+  cJSON_AddBoolToObject(rec, "redacted", redacted(w, obj));
+  cJSON_AddItemToObject(rec, "value", cJSON_Duplicate(obj, 1));
+  put_json(w, key, name, rec);
+}
+
+static void patch(struct watched *w, const char *key, const cJSON *old,
+                  const cJSON *obj)
+{
+  const char *orv = rv_of(old), *nrv = rv_of(obj);
+  cJSON *rec = cJSON_CreateObject();
+  cJSON_AddNumberToObject(rec, "informerTime", (double)kt_now_us());
+  cJSON_AddStringToObject(rec, "oldResourceVersion", orv);
+  cJSON_AddStringToObject(rec, "newResourceVersion", nrv);
+  int red = redacted(w, old) || redacted(w, obj);
+  cJSON_AddBoolToObject(rec, "redacted", red);
+  if (!red) {
+    struct kt_diff_list l;
+    kt_diff_list_init(&l, 0);
+    kt_diff_compare(old, obj, &l);
+    char *text = kt_diff_render(&l);
+    cJSON_AddStringToObject(rec, "diff", text ? text : "");
+    free(text);
+    kt_diff_list_free(&l);
+  }
+  char name[96];
+  snprintf(name, sizeof name, "rv/%s", nrv);
+  put_json(w, key, name, rec);
+}
+
+static void prepare(void *ud, cJSON *obj)
+{
+  struct watched *w = ud;
+  kt_decorator_sanitize(obj, w->gvr.group, w->gvr.resource);
+}
+
+static void change(void *ud, enum kt_change type, const cJSON *old,
+                   const cJSON *obj, int initial)
+{
+  struct watched *w = ud;
+  char key[1024];
+  object_key(w, obj ? obj : old, key, sizeof key);
+  if (type == KT_ADDED && !initial)
+    snapshot(w, key, "creation", obj);
+  else if (type == KT_MODIFIED && old)
+    patch(w, key, old, obj);
+  else if (type == KT_DELETED && old)
+    snapshot(w, key, "deletion", old);
+}
+
+static void start_watch(struct kt_diffctl *d, const struct kt_gvr *g)
+{
+  struct watched *w = calloc(1, sizeof *w);
+  if (!w || KT_GROW(d->w, d->cap, d->nw)) {
+    free(w);
+    return;
+  }
+  char path[512];
+  w->d = d;
+  w->gvr = *g;
+  w->seen = 1;
+  kt_gvr_path(g, path, sizeof path);
+  struct kt_reflector_opts ro = {.path = path, .keep_objects = 1};
+  struct kt_reflector_ops ops = {prepare, change};
+  if (!(w->r = kt_reflector_start(d->kube, &ro, &ops, w))) {
+    free(w);
+    return;
+  }
+  kt_info("diff controller %s: watching %s", d->cluster, path);
+  pthread_mutex_lock(&d->mu);
+  d->w[d->nw++] = w;
+  pthread_mutex_unlock(&d->mu);
+}
+
+/* Matches the reflectors to discovery: new resources watched, vanished
+ * ones stopped. */
+static void sync_watches(struct kt_diffctl *d, const struct kt_discovery *disc)
+{
+  for (size_t i = 0; i < d->nw; i++)
+    d->w[i]->seen = 0;
+  for (size_t j = 0; j < disc->n; j++) {
+    const struct kt_gvr *g = &disc->v[j];
+    if (!g->list_watch || excluded(d, g))
+      continue;
+    size_t i = 0;
+    while (i < d->nw && !(strcmp(d->w[i]->gvr.group, g->group) == 0 &&
+                          strcmp(d->w[i]->gvr.resource, g->resource) == 0 &&
+                          strcmp(d->w[i]->gvr.version, g->version) == 0))
+      i++;
+    if (i < d->nw)
+      d->w[i]->seen = 1;
+    else
+      start_watch(d, g);
+  }
+  for (size_t i = 0; i < d->nw;) {
+    if (d->w[i]->seen) {
+      i++;
+      continue;
+    }
+    struct watched *w = d->w[i];
+    kt_info("diff controller %s: %s/%s gone from discovery", d->cluster,
+            w->gvr.group, w->gvr.resource);
+    pthread_mutex_lock(&d->mu);
+    d->w[i] = d->w[--d->nw];
+    pthread_mutex_unlock(&d->mu);
+    kt_reflector_stop(w->r);
+    free(w);
+  }
+}
+
+static void *run(void *p)
+{
+  struct kt_diffctl *d = p;
+  int64_t next = 0;
+  while (!d->stop) {
+    if (kt_mono_us() >= next) {
+      struct kt_discovery disc;
+      char err[512];
+      if (kt_discovery_load(d->kube, &disc, err, sizeof err) == 0) {
+        sync_watches(d, &disc);
+        kt_discovery_free(&disc);
+        next = kt_mono_us() + d->resync_us;
+      } else {
+        kt_warn("diff controller %s: discovery: %s", d->cluster, err);
+        next = kt_mono_us() + 2000000;
+      }
+    }
+    usleep(100000);
+  }
+  return NULL;
+}
+
+struct kt_diffctl *kt_diffctl_start(struct kt_kube *kube,
+                                    struct kt_patchcache *pc,
+                                    const struct kt_diffctl_opts *o)
+{
+  struct kt_diffctl *d = calloc(1, sizeof *d);
+  if (!d)
+    return NULL;
+  d->kube = kube;
+  d->pc = pc;
+  d->cluster = strdup(o->cluster ? o->cluster : "");
+  d->exclude = strdup(o->exclude_types ? o->exclude_types : "");
+  d->resync_us = o->discovery_resync_us ? o->discovery_resync_us : 3600000000LL;
+  pthread_mutex_init(&d->mu, NULL);
+  if (o->redact_pattern && *o->redact_pattern) {
+    if (regcomp(&d->re, o->redact_pattern, REG_EXTENDED | REG_NOSUB)) {
+      kt_error("diff controller: invalid redact pattern %s", o->redact_pattern);
+      kt_diffctl_stop(d);
+      return NULL;
+    }
+    d->has_re = 1;
+  }
+  if (pthread_create(&d->thread, NULL, run, d)) {
+    kt_diffctl_stop(d);
+    return NULL;
+  }
+  return d;
+}
+
+void kt_diffctl_stop(struct kt_diffctl *d)
+{
+  if (!d)
+    return;
+  d->stop = 1;
+  if (d->thread)
+    pthread_join(d->thread, NULL);
+  for (size_t i = 0; i < d->nw; i++) {
+    kt_reflector_stop(d->w[i]->r);
+    free(d->w[i]);
+  }
+  free(d->w);
+  if (d->has_re)
+    regfree(&d->re);
+  pthread_mutex_destroy(&d->mu);
+  free(d->cluster);
+  free(d->exclude);
+  free(d);
+}
+
+void kt_diffctl_stats(struct kt_diffctl *d, struct kt_diffctl_stats *out)
+{
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&d->mu);
+  out->watched = d->nw;
+  for (size_t i = 0; i < d->nw; i++) {
+    struct kt_reflector_stats rs;
+    kt_reflector_stats(d->w[i]->r, &rs);
+    out->objects += rs.objects;
+    out->bytes += rs.bytes;
+  }
+  pthread_mutex_unlock(&d->mu);
+  out->patches = atomic_load(&d->patches);
+  out->snapshots = atomic_load(&d->snapshots);
+}
+
+int kt_diffctl_synced(struct kt_diffctl *d)
+{
+  pthread_mutex_lock(&d->mu);
+  int ok = d->nw > 0;
+  for (size_t i = 0; ok && i < d->nw; i++)
+    ok = kt_reflector_synced(d->w[i]->r);
+  pthread_mutex_unlock(&d->mu);
+  return ok;
+}
