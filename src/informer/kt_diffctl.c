@@ -15,6 +15,7 @@
 #include "audit/kt_audit.h"
 #include "core/kt_grow.h"
 #include "core/kt_log.h"
+#include "core/kt_metrics.h"
 #include "core/kt_time.h"
 #include "diff/kt_decorator.h"
 #include "diff/kt_patchcache.h"
@@ -44,6 +45,8 @@ struct kt_diffctl {
   struct watched **w;
   size_t nw, cap;
   atomic_uint_fast64_t patches, snapshots;
+  struct kt_series *m_patch, *m_creation, *m_deletion;
+  struct kt_series *m_resources, *m_objects, *m_bytes;
 };
 
 static int excluded(const struct kt_diffctl *d, const struct kt_gvr *g)
@@ -95,8 +98,12 @@ static void put_json(struct watched *w, const char *key, const char *name,
                      cJSON *rec)
 {
   char *text = cJSON_PrintUnformatted(rec);
-  if (text && kt_patchcache_put(w->d->pc, key, name, text) == 0)
-    atomic_fetch_add(strncmp(name, "rv/", 3) ? &w->d->snapshots : &w->d->patches, 1);
+  if (text && kt_patchcache_put(w->d->pc, key, name, text) == 0) {
+    int is_patch = !strncmp(name, "rv/", 3);
+    atomic_fetch_add(is_patch ? &w->d->patches : &w->d->snapshots, 1);
+    kt_series_add(is_patch ? w->d->m_patch
+                  : !strcmp(name, "creation") ? w->d->m_creation : w->d->m_deletion, 1);
+  }
   free(text);
   cJSON_Delete(rec);
 }
@@ -232,6 +239,11 @@ static void *run(void *p)
         next = kt_mono_us() + 2000000;
       }
     }
+    struct kt_diffctl_stats st;
+    kt_diffctl_stats(d, &st);
+    kt_series_set(d->m_resources, (double)st.watched);
+    kt_series_set(d->m_objects, (double)st.objects);
+    kt_series_set(d->m_bytes, (double)st.bytes);
     usleep(100000);
   }
   return NULL;
@@ -250,6 +262,20 @@ struct kt_diffctl *kt_diffctl_start(struct kt_kube *kube,
   d->exclude = strdup(o->exclude_types ? o->exclude_types : "");
   d->resync_us = o->discovery_resync_us ? o->discovery_resync_us : 3600000000LL;
   pthread_mutex_init(&d->mu, NULL);
+  struct kt_metrics *reg = kt_metrics_default();
+  const char *const cl[] = {d->cluster, NULL};
+  struct kt_metric *rec = kt_metrics_counter(reg, "diff_controller_records_total",
+      "Patches and snapshots the diff controller wrote, by cluster and kind",
+      (const char *const[]){"cluster", "kind", NULL});
+  d->m_patch = kt_metric_series(rec, (const char *const[]){d->cluster, "patch"});
+  d->m_creation = kt_metric_series(rec, (const char *const[]){d->cluster, "creation"});
+  d->m_deletion = kt_metric_series(rec, (const char *const[]){d->cluster, "deletion"});
+  d->m_resources = kt_metric_series(kt_metrics_gauge(reg, "diff_controller_watched_resources",
+      "Resources the diff controller watches", (const char *const[]){"cluster", NULL}), cl);
+  d->m_objects = kt_metric_series(kt_metrics_gauge(reg, "diff_controller_objects",
+      "Objects whose last version the diff controller holds", (const char *const[]){"cluster", NULL}), cl);
+  d->m_bytes = kt_metric_series(kt_metrics_gauge(reg, "diff_controller_object_bytes",
+      "JSON bytes of the objects the diff controller holds", (const char *const[]){"cluster", NULL}), cl);
   if (o->redact_pattern && *o->redact_pattern) {
     if (regcomp(&d->re, o->redact_pattern, REG_EXTENDED | REG_NOSUB)) {
       kt_error("diff controller: invalid redact pattern %s", o->redact_pattern);
@@ -277,6 +303,11 @@ void kt_diffctl_stop(struct kt_diffctl *d)
     free(d->w[i]);
   }
   free(d->w);
+  if (d->m_resources) { /* no longer watching */
+    kt_series_set(d->m_resources, 0);
+    kt_series_set(d->m_objects, 0);
+    kt_series_set(d->m_bytes, 0);
+  }
   if (d->has_re)
     regfree(&d->re);
   pthread_mutex_destroy(&d->mu);

@@ -44,6 +44,17 @@ static void cm_path(const struct kt_eventctl *c, char *buf, size_t len)
   snprintf(buf, len, "/api/v1/namespaces/%s/configmaps/%s", c->cm_ns, c->cm_name);
 }
 
+/* RFC 3339 with whole seconds, as the original writes it. */
+static void format_seconds(int64_t us, char *buf, size_t len)
+{
+  char full[40];
+  kt_time_format(us, full, sizeof full);
+  char *dot = strchr(full, '.');
+  if (dot)
+    snprintf(dot, sizeof full - (size_t)(dot - full), "Z");
+  snprintf(buf, len, "%s", full);
+}
+
 /* Reads the checkpoint, creating the ConfigMap with now when absent. */
 static int64_t read_checkpoint(struct kt_eventctl *c)
 {
@@ -58,7 +69,7 @@ static int64_t read_checkpoint(struct kt_eventctl *c)
     t = kt_now_us() / 1000000 * 1000000; /* invalid: start from now */
   cJSON_Delete(cm);
   if (status == 404) {
-    kt_time_format(t, now, sizeof now);
+    format_seconds(t, now, sizeof now);
     char body[1024], *out = NULL;
     snprintf(body, sizeof body,
              "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
@@ -95,8 +106,8 @@ static void write_checkpoint(struct kt_eventctl *c)
     const char *cur = kt_json_str(data, "timestamp");
     if (cur)
       kt_time_parse(cur, &stored);
-    kt_time_format(newest > stored ? newest : stored, ts, sizeof ts);
-    kt_time_format(kt_now_us(), upd, sizeof upd);
+    format_seconds(newest > stored ? newest : stored, ts, sizeof ts);
+    format_seconds(kt_now_us(), upd, sizeof upd);
     cJSON_DeleteItemFromObject(data, "timestamp");
     cJSON_DeleteItemFromObject(data, "lastUpdated");
     cJSON_AddStringToObject(data, "timestamp", ts);

@@ -15,6 +15,7 @@
 #include "audit/kt_audit.h"
 #include "core/kt_log.h"
 #include "core/kt_map.h"
+#include "core/kt_metrics.h"
 #include "core/kt_time.h"
 
 struct entry {
@@ -39,7 +40,17 @@ struct kt_reflector {
   char rv[64];        /* last resourceVersion seen (list or watch) */
   int expired;        /* the watch asked for a relist */
   unsigned gen;
+  struct kt_series *m_list, *m_expired, *m_error, *m_events;
 };
+
+/* Series of informer_requests_total{cluster,path,outcome}. */
+static struct kt_series *series(struct kt_reflector *r, const char *outcome)
+{
+  struct kt_metric *m = kt_metrics_counter(kt_metrics_default(), "informer_requests_total",
+      "List and watch outcomes per watched path: list, expired (relist), error, event",
+      (const char *const[]){"cluster", "path", "outcome", NULL});
+  return kt_metric_series(m, (const char *const[]){kt_kube_cluster(r->kube), r->path, outcome});
+}
 
 static void entry_free(void *p)
 {
@@ -88,6 +99,7 @@ static void apply(struct kt_reflector *r, enum kt_change type, cJSON *obj,
     r->ops.prepare(r->ud, obj);
   cJSON *old = e && e->text ? cJSON_ParseWithLength(e->text, e->len) : NULL;
   r->st.events++;
+  kt_series_add(r->m_events, 1);
   if (r->ops.change)
     r->ops.change(r->ud, type, old, type == KT_DELETED ? NULL : obj,
                   type == KT_ADDED && initial);
@@ -160,6 +172,7 @@ static int list(struct kt_reflector *r, char *err, size_t errlen)
   int first = !atomic_load(&r->synced), status;
   r->gen++;
   r->st.lists++;
+  kt_series_add(r->m_list, 1);
   do {
     kt_kube_escape(cont, esc, sizeof esc);
     snprintf(path, sizeof path, "%s?limit=%d%s%s", r->path, r->o.page_size,
@@ -215,6 +228,7 @@ static int on_line(char *line, size_t len, void *ud)
     if (cJSON_IsNumber(code) && code->valueint == 410) {
       r->expired = 1;
       r->st.relists_expired++;
+      kt_series_add(r->m_expired, 1);
     } else {
       kt_warn("watch %s: %s", r->path, kt_json_str(obj, "message") ? kt_json_str(obj, "message") : "error");
       r->st.errors++;
@@ -243,8 +257,11 @@ static int watch(struct kt_reflector *r, char *err, size_t errlen)
   r->st.watches++;
   r->expired = 0;
   int status = kt_kube_stream(r->kube, path, on_line, r, &r->stop, t + 30, err, errlen);
-  if (status == 410)
+  if (status == 410) {
     r->expired = 1;
+    r->st.relists_expired++;
+    kt_series_add(r->m_expired, 1);
+  }
   return status == 200 || r->expired ? 0 : -EIO;
 }
 
@@ -260,6 +277,7 @@ static void *run(void *p)
       break;
     if (rc) {
       r->st.errors++;
+      kt_series_add(r->m_error, 1);
       backoff = backoff ? (backoff * 2 > 30000 ? 30000 : backoff * 2) : 500;
       long sleep_ms = backoff / 2 + random() % (backoff / 2 + 1);
       kt_warn("%s %s (cluster %s): %s; retry in %ld ms", need_list ? "list" : "watch",
@@ -294,6 +312,10 @@ struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
   r->ud = ud;
   kt_map_init(&r->known);
   pthread_mutex_init(&r->mu, NULL);
+  r->m_list = series(r, "list");
+  r->m_expired = series(r, "expired");
+  r->m_error = series(r, "error");
+  r->m_events = series(r, "event");
   if (pthread_create(&r->thread, NULL, run, r)) {
     kt_map_clear(&r->known, NULL);
     free(r->path);
