@@ -544,6 +544,17 @@ st, body = c.req("POST", "/api/v1/namespaces/default/events", {
     "type": "Normal", "source": {"component": "kubelet"}, "count": 1,
     "firstTimestamp": "2024-01-01T00:00:00Z", "lastTimestamp": "2024-01-01T00:00:00Z"})
 R.check(st == 201 and body["eventTime"] is None and body["reportingComponent"] == "", "core event")
+
+# restart on the same port keeps the store; an open watch ends cleanly
+url, rv = srv.url, srv.resource_version
+wst, wq, wconn = c.watch("/api/v1/namespaces/default/events?watch=1&resourceVersion=" + rv)
+srv.stop()
+evs = take(wq, 1, timeout=3)
+srv.start()
+st, body = c.req("GET", "/api/v1/namespaces/default/events/web.1")
+R.check(evs == [None] and srv.url == url and st == 200
+        and srv.resource_version == rv, "restart: %s %s %d" % (evs, srv.url, st))
+wconn.close()
 srv.stop()
 
 # ------------------------------------------------------------ TLS, tokens, client certificates
