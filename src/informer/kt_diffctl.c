@@ -298,6 +298,8 @@ void kt_diffctl_stop(struct kt_diffctl *d)
   d->stop = 1;
   if (d->thread)
     pthread_join(d->thread, NULL);
+  for (size_t i = 0; i < d->nw; i++) /* all at once: each takes up to 1 s */
+    kt_reflector_signal(d->w[i]->r);
   for (size_t i = 0; i < d->nw; i++) {
     kt_reflector_stop(d->w[i]->r);
     free(d->w[i]);

@@ -118,6 +118,8 @@ void kt_informers_stop(struct kt_informers *in)
 {
   if (!in)
     return;
+  kt_elector_signal(in->event_el);
+  kt_elector_signal(in->diff_el);
   if (in->event_el)
     kt_elector_stop(in->event_el);
   else if (in->o.event_enable)

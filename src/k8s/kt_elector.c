@@ -201,7 +201,14 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
     return NULL;
   char id[300], host[256] = "kelemetry";
   gethostname(host, sizeof host - 1);
-  snprintf(id, sizeof id, "%s_%08lx%08lx", host, random(), (long)kt_now_us() & 0xffffffffL);
+  unsigned long long rnd = (unsigned long long)kt_now_us() ^ ((unsigned long long)getpid() << 32);
+  FILE *ur = fopen("/dev/urandom", "rb");
+  if (ur) {
+    if (fread(&rnd, sizeof rnd, 1, ur) != 1)
+      rnd ^= (unsigned long long)kt_mono_us();
+    fclose(ur);
+  }
+  snprintf(id, sizeof id, "%s_%016llx", host, rnd);
   e->kube = kube;
   e->component = strdup(o->component ? o->component : "");
   e->ns = strdup(o->namespace && *o->namespace ? o->namespace : "default");
@@ -230,6 +237,12 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
     return NULL;
   }
   return e;
+}
+
+void kt_elector_signal(struct kt_elector *e)
+{
+  if (e)
+    e->quit = 1;
 }
 
 void kt_elector_stop(struct kt_elector *e)

@@ -33,6 +33,8 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
                                     const struct kt_elector_opts *o,
                                     void (*start)(void *ud),
                                     void (*stop)(void *ud), void *ud);
+/* Asks the elector to stop without waiting (to stop several at once). */
+void kt_elector_signal(struct kt_elector *e);
 /* Stops leading (stop() called if leading), releases, joins, frees. */
 void kt_elector_stop(struct kt_elector *e);
 /* The lease index held, or -1. */

@@ -325,6 +325,12 @@ struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
   return r;
 }
 
+void kt_reflector_signal(struct kt_reflector *r)
+{
+  if (r)
+    r->stop = 1;
+}
+
 void kt_reflector_stop(struct kt_reflector *r)
 {
   if (!r)

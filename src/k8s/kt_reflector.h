@@ -53,6 +53,8 @@ struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
                                         const struct kt_reflector_opts *o,
                                         const struct kt_reflector_ops *ops,
                                         void *ud);
+/* Asks the thread to stop without waiting (to stop many at once). */
+void kt_reflector_signal(struct kt_reflector *r);
 /* Stops and joins (within about a second); frees. */
 void kt_reflector_stop(struct kt_reflector *r);
 /* Non-zero once the first list has been reported. */
