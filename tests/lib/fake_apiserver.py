@@ -2343,6 +2343,11 @@ class FakeApiserver:
                                    "times": times, "reason": reason or reasons.get(code, ""),
                                    "message": message, "retry_after": retry_after})
 
+    def clear_injected(self):
+        """Forgets the injected errors not consumed yet."""
+        with self._lock:
+            self._injected = []
+
     def _take_injected(self, req):
         with self._lock:
             for inj in self._injected:
