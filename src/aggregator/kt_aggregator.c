@@ -40,6 +40,8 @@ struct kt_aggregator {
   struct kt_store *store;
   struct kt_spancache *sc;
   struct kt_diffcache *dc;
+  cJSON *(*fetch)(void *ud, const struct kt_object *o);
+  void *fetch_ud;
   struct kv pseudo_tags[MAX_TAGS], event_tags[MAX_TAGS];
   int npseudo, nevent;
   struct tag_rule rules[16];
@@ -202,9 +204,18 @@ static const cJSON *lookup_body(struct kt_aggregator *a,
     return o->body;
   char key[1024], rv[64];
   kt_object_key(o, key, sizeof key);
-  if (!a->dc || kt_diffcache_get(a->dc, key, owned, rv, sizeof rv))
-    return NULL;
+  if (a->dc && !kt_diffcache_get(a->dc, key, owned, rv, sizeof rv))
+    return *owned;
+  *owned = a->fetch ? a->fetch(a->fetch_ud, o) : NULL;
   return *owned;
+}
+
+void kt_aggregator_set_fetch(struct kt_aggregator *a,
+                             cJSON *(*fetch)(void *ud, const struct kt_object *o),
+                             void *ud)
+{
+  a->fetch = fetch;
+  a->fetch_ud = ud;
 }
 
 /* Resource tags (§1.10) for obj's resource, read from its body. */

@@ -56,6 +56,13 @@ int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
 
 void kt_object_key(const struct kt_object *o, char *buf, size_t len);
 
+/* Where linkers and taggers get a body when the event has none and none is
+ * known (the object cache). fetch returns a tree the aggregator deletes,
+ * or NULL; it may block (an apiserver GET). Set before sending. */
+void kt_aggregator_set_fetch(struct kt_aggregator *a,
+                             cJSON *(*fetch)(void *ud, const struct kt_object *o),
+                             void *ud);
+
 /* Whether the event span span_id of obj at time t_us is already stored
  * (object spans have ids derived from (object, window), so this is one
  * indexed read). Used to skip events replayed after a crash. */

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/kt_aggregator.h"
 #include "audit/kt_pipeline.h"
 #include "core/kt_log.h"
 #include "diff/kt_decorator.h"
 #include "diff/kt_patchcache.h"
 #include "informer/kt_diffctl.h"
 #include "informer/kt_eventctl.h"
+#include "informer/kt_objcache.h"
 #include "k8s/kt_elector.h"
 #include "k8s/kt_kube.h"
 
@@ -21,6 +23,7 @@ struct kt_informers {
   struct kt_pipeline *p;
   struct kt_kube *kube;
   struct kt_patchcache *pc;
+  struct kt_objcache *oc;
   struct kt_elector *event_el, *diff_el;
   struct kt_eventctl *eventctl;
   struct kt_diffctl *diffctl;
@@ -107,6 +110,9 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
     kt_kube_config_free(&kc);
     return -ENOMEM;
   }
+  /* Bodies for the linkers when an event has none: ask the apiserver. */
+  if ((in->oc = kt_objcache_new(in->kube, in->pc, 0, 0)))
+    kt_aggregator_set_fetch(p->agg, kt_objcache_fetch, in->oc);
   if (o->event_enable)
     in->event_el = run(in, "event-informer", &o->event_le, event_start, event_stop);
   if (o->diff_enable)
@@ -137,6 +143,8 @@ void kt_informers_free(struct kt_informers *in)
   if (!in)
     return;
   kt_informers_stop(in);
+  kt_aggregator_set_fetch(in->p->agg, NULL, NULL);
+  kt_objcache_free(in->oc);
   kt_kube_free(in->kube);
   kt_patchcache_free(in->pc);
   free(in);

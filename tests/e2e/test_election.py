@@ -98,8 +98,7 @@ try:
                 (rnd, counts(ks)))
     for k in ks:
         R.check(k.get(k.metrics, "/metrics")[0] == 200, "process still answers (no deadlock)")
-    with srv._lock:  # errors not consumed yet would hit the release
-        srv._injected.clear()
+    srv.clear_injected()  # errors not consumed yet would hit the release
     R.check(settle(ks, 10) is not None, "1 + 2 before the clean exit")
     # A clean exit releases the leases for the others.
     leader = next(k for k in ks if leading(k, "event-informer"))

@@ -195,6 +195,34 @@ try:
     R.check(metric(k, 'diff_decorator_total{verb="patch",outcome="informer"}') >= 1,
             "decorator outcome counted")
 
+    # ---- object cache: an event without a body is still linked ------------
+    # Objects created behind kelemetry's back (no audit): only a GET can
+    # tell the Pod's owner.
+    srv._seed("replicasets", "default", {"metadata": {"name": "quiet-rs", "namespace": "default"},
+                                         "spec": {"replicas": 1}})
+    rs_uid = srv.get("replicasets", "default", "quiet-rs")["metadata"]["uid"]
+    srv._seed("pods", "default", {"metadata": {
+        "name": "quiet-rs-p1", "namespace": "default", "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "quiet-rs", "uid": rs_uid,
+            "controller": True}]}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    ts = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    meta_event = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                  "auditID": "6c1f0a8e-0000-4000-8000-000000000001", "stage": "ResponseComplete",
+                  "requestURI": "/api/v1/namespaces/default/pods/quiet-rs-p1/status",
+                  "verb": "patch", "user": {"username": "system:node:n1"},
+                  "userAgent": "kubelet/v1.32", "sourceIPs": ["10.0.0.1"],
+                  "objectRef": {"resource": "pods", "namespace": "default", "name": "quiet-rs-p1",
+                                "apiVersion": "v1", "subresource": "status"},
+                  "responseStatus": {"metadata": {}, "code": 200},
+                  "requestReceivedTimestamp": ts, "stageTimestamp": ts}
+    st, _, _ = k.post_audit(json.dumps(meta_event).encode(), CLUSTER)
+    R.check(st == 200, "metadata-level event accepted")
+    R.check(wait(lambda: metric(k, 'object_cache_lookups_total{outcome="fetched"}') >= 1, 10),
+            "the Pod fetched from the apiserver")
+    spans = wait(lambda: [s for s in trace_of(k, "replicasets", "quiet-rs")
+                          if s["operationName"].startswith("quiet-rs-p1")], 10)
+    R.check(spans, "the Pod is linked under its ReplicaSet without a body in its event")
+
     # ---- watch resilience: every change diffed exactly once ----------------
     cms = ["cm-%d" % i for i in range(5)]
     for name in cms:
