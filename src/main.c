@@ -61,7 +61,7 @@ struct options {
   /* Kubernetes side */
   char *kube_cluster, *kubeconfig, *kube_context;
   long kube_qps, kube_burst;
-  int event_enable, diff_enable, decorator_enable;
+  int event_enable, diff_enable, decorator_enable, live_filter;
   int64_t discovery_resync, patch_ttl, snapshot_ttl;
   int64_t fetch_backoff, fetch_event_timeout, fetch_total_timeout;
   char *cm_ns, *cm_name;
@@ -101,6 +101,7 @@ static const struct kt_flag flags[] = {
   F("audit-consumer-ignore-impersonate-username", KT_BOOL, "false", "title spans with the real user, not the impersonated one", &opt.ignore_impersonate),
   F("filter-exclude-types", KT_STR, "events,events.k8s.io/events,coordination.k8s.io/leases", "resources never traced (resource or group/resource)", &opt.exclude_types),
   F("filter-exclude-user-agent", KT_STR, "/leader-election,local-path-provisioner/", "drop events whose userAgent contains one of these", &opt.exclude_agents),
+  F("filter-config-watch", KT_BOOL, "true", "apply exclude-regex of the ConfigMap default/kelemetry-filter-config live (needs a cluster client)", &opt.live_filter),
   F("filter-exclude-regex", KT_STR, "", "drop objects whose group/version/resource/namespace/name matches (POSIX ERE)", &opt.exclude_regex),
   F("diff-controller-redact-pattern", KT_STR, "", "objects (group/version/resource/namespace/name, POSIX ERE) whose content is never stored", &opt.redact_pattern),
   F("diff-cache-memory", KT_SIZE, "256Mi", "memory for last known object bodies (the rest stays in the store)", &opt.diff_cache_bytes),
@@ -248,7 +249,7 @@ static int start_informers(struct app *a)
       .kubeconfig = opt.kubeconfig, .context = opt.kube_context,
       .qps = (double)opt.kube_qps, .burst = (int)opt.kube_burst,
       .event_enable = opt.event_enable, .diff_enable = opt.diff_enable,
-      .decorate = opt.decorator_enable,
+      .decorate = opt.decorator_enable, .live_filter = opt.live_filter,
       .exclude_types = opt.exclude_types, .redact_pattern = opt.redact_pattern,
       .discovery_resync_us = opt.discovery_resync,
       .patch_ttl_us = opt.patch_ttl, .snapshot_ttl_us = opt.snapshot_ttl,

@@ -2,6 +2,7 @@
 #include "audit/kt_filter.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@ struct kt_filter {
   char *types, *agents, *only_cluster, *excl_clusters;
   regex_t re;
   int has_re;
+  pthread_rwlock_t live_mu; /* guards the live regex */
+  regex_t live;
+  int has_live;
 };
 
 static char *dup_or_empty(const char *s)
@@ -30,6 +34,7 @@ int kt_filter_new(const struct kt_filter_opts *o, struct kt_filter **out)
   f->agents = dup_or_empty(o->exclude_user_agents);
   f->only_cluster = dup_or_empty(o->only_cluster);
   f->excl_clusters = dup_or_empty(o->exclude_clusters);
+  pthread_rwlock_init(&f->live_mu, NULL);
   if (o->exclude_regex && *o->exclude_regex) {
     int rc = regcomp(&f->re, o->exclude_regex, REG_EXTENDED | REG_NOSUB);
     if (rc) {
@@ -51,6 +56,9 @@ void kt_filter_free(struct kt_filter *f)
     return;
   if (f->has_re)
     regfree(&f->re);
+  if (f->has_live)
+    regfree(&f->live);
+  pthread_rwlock_destroy(&f->live_mu);
   free(f->types);
   free(f->agents);
   free(f->only_cluster);
@@ -102,6 +110,36 @@ static const char *check_verb(const struct kt_audit_event *ev)
   return "verb";
 }
 
+int kt_filter_set_live(struct kt_filter *f, const char *regex, char *err,
+                       size_t errlen)
+{
+  regex_t re;
+  int rc = 0, set = regex && *regex;
+  if (set && (rc = regcomp(&re, regex, REG_EXTENDED | REG_NOSUB))) {
+    char msg[256];
+    regerror(rc, &re, msg, sizeof msg);
+    snprintf(err, errlen, "invalid exclude-regex %s: %s", regex, msg);
+    set = 0;
+  }
+  pthread_rwlock_wrlock(&f->live_mu);
+  if (f->has_live)
+    regfree(&f->live);
+  f->has_live = set;
+  if (set)
+    f->live = re;
+  pthread_rwlock_unlock(&f->live_mu);
+  return rc ? -EINVAL : 0;
+}
+
+static int live_match(const struct kt_filter *f, const char *path)
+{
+  struct kt_filter *mf = (struct kt_filter *)f; /* the lock, not the rules */
+  pthread_rwlock_rdlock(&mf->live_mu);
+  int m = f->has_live && regexec(&f->live, path, 0, NULL, 0) == 0;
+  pthread_rwlock_unlock(&mf->live_mu);
+  return m;
+}
+
 const char *kt_filter_check(const struct kt_filter *f,
                             const struct kt_audit_event *ev)
 {
@@ -124,12 +162,12 @@ const char *kt_filter_check(const struct kt_filter *f,
     return "excluded_user_agent";
   if (!*kt_audit_name(ev))
     return "no_name";
-  if (f->has_re) {
-    snprintf(path, sizeof path, "%s/%s/%s/%s/%s", group,
-             ev->api_version ? ev->api_version : "", ev->resource,
-             kt_audit_namespace(ev), kt_audit_name(ev));
-    if (regexec(&f->re, path, 0, NULL, 0) == 0)
-      return "excluded_regex";
-  }
+  snprintf(path, sizeof path, "%s/%s/%s/%s/%s", group,
+           ev->api_version ? ev->api_version : "", ev->resource,
+           kt_audit_namespace(ev), kt_audit_name(ev));
+  if (f->has_re && regexec(&f->re, path, 0, NULL, 0) == 0)
+    return "excluded_regex";
+  if (live_match(f, path))
+    return "excluded_live_regex";
   return NULL;
 }

@@ -3,6 +3,7 @@
  * also the metric label of the drop. */
 #ifndef KT_FILTER_H
 #define KT_FILTER_H
+#include <stddef.h>
 
 struct kt_audit_event;
 struct kt_filter;
@@ -18,6 +19,12 @@ struct kt_filter_opts {
 /* 0, or -EINVAL with the reason logged (bad regex). */
 int kt_filter_new(const struct kt_filter_opts *o, struct kt_filter **out);
 void kt_filter_free(struct kt_filter *f);
+/* Replaces the live regex (the ConfigMap default/kelemetry-filter-config,
+ * key exclude-regex; §1.2), applied like --filter-exclude-regex and besides
+ * it. NULL or "" clears it. 0, or -EINVAL with the reason in err (the live
+ * regex is then cleared). Safe while other threads check. */
+int kt_filter_set_live(struct kt_filter *f, const char *regex, char *err,
+                       size_t errlen);
 const char *kt_filter_check(const struct kt_filter *f,
                             const struct kt_audit_event *ev);
 

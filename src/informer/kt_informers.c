@@ -14,6 +14,7 @@
 #include "diff/kt_patchcache.h"
 #include "informer/kt_diffctl.h"
 #include "informer/kt_eventctl.h"
+#include "informer/kt_livefilter.h"
 #include "informer/kt_objcache.h"
 #include "k8s/kt_elector.h"
 #include "k8s/kt_kube.h"
@@ -24,6 +25,7 @@ struct kt_informers {
   struct kt_kube *kube;
   struct kt_patchcache *pc;
   struct kt_objcache *oc;
+  struct kt_livefilter *lf;
   struct kt_elector *event_el, *diff_el;
   struct kt_eventctl *eventctl;
   struct kt_diffctl *diffctl;
@@ -78,7 +80,8 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
                        struct kt_informers **out)
 {
   *out = NULL;
-  if (!o->event_enable && !o->diff_enable && !o->decorate)
+  int client = o->event_enable || o->diff_enable || (o->kubeconfig && *o->kubeconfig);
+  if (!client && !o->decorate)
     return 0;
   struct kt_informers *in = calloc(1, sizeof *in);
   if (!in)
@@ -93,7 +96,7 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
   kt_decorator_use_informer(p->dec, in->pc, o->fetch_backoff_us,
                             o->fetch_event_timeout_us, o->fetch_total_timeout_us);
   *out = in;
-  if (!o->event_enable && !o->diff_enable)
+  if (!client)
     return 0;
   struct kt_kube_config kc;
   char err[512];
@@ -113,6 +116,8 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
   /* Bodies for the linkers when an event has none: ask the apiserver. */
   if ((in->oc = kt_objcache_new(in->kube, in->pc, 0, 0)))
     kt_aggregator_set_fetch(p->agg, kt_objcache_fetch, in->oc);
+  if (o->live_filter)
+    in->lf = kt_livefilter_start(in->kube, p->filter);
   if (o->event_enable)
     in->event_el = run(in, "event-informer", &o->event_le, event_start, event_stop);
   if (o->diff_enable)
@@ -124,6 +129,8 @@ void kt_informers_stop(struct kt_informers *in)
 {
   if (!in)
     return;
+  kt_livefilter_stop(in->lf);
+  in->lf = NULL;
   kt_elector_signal(in->event_el);
   kt_elector_signal(in->diff_el);
   if (in->event_el)

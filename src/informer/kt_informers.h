@@ -1,7 +1,8 @@
 /* kt_informers: the Kubernetes side of one process: the target cluster's
- * client, the event controller and the diff controller, each run only
- * while this process holds one of the component's leases, and the patch
- * cache the decorator reads watch diffs from. */
+ * client (made when a controller is enabled or --kube-config is given), the
+ * event controller and the diff controller, each run only while this
+ * process holds one of the component's leases, the live audit filter, the
+ * object cache, and the patch cache the decorator reads watch diffs from. */
 #ifndef KT_INFORMERS_H
 #define KT_INFORMERS_H
 #include <stdint.h>
@@ -16,6 +17,7 @@ struct kt_informers_opts {
   double qps;
   int burst;
   int event_enable, diff_enable, decorate; /* decorate: read watch diffs */
+  int live_filter;           /* watch default/kelemetry-filter-config */
   const char *exclude_types;
   const char *redact_pattern;
   int64_t discovery_resync_us;

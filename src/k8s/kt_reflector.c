@@ -175,7 +175,8 @@ static int list(struct kt_reflector *r, char *err, size_t errlen)
   kt_series_add(r->m_list, 1);
   do {
     kt_kube_escape(cont, esc, sizeof esc);
-    snprintf(path, sizeof path, "%s?limit=%d%s%s", r->path, r->o.page_size,
+    snprintf(path, sizeof path, "%s%climit=%d%s%s", r->path,
+             strchr(r->path, '?') ? '&' : '?', r->o.page_size,
              *cont ? "&continue=" : "", esc);
     cJSON *page = kt_kube_get_json(r->kube, path, &status, err, errlen);
     if (!page)
@@ -252,8 +253,8 @@ static int watch(struct kt_reflector *r, char *err, size_t errlen)
   char path[4096];
   long t = r->o.watch_timeout_s ? r->o.watch_timeout_s : 300 + random() % 300;
   snprintf(path, sizeof path,
-           "%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%ld",
-           r->path, r->rv, t);
+           "%s%cwatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%ld",
+           r->path, strchr(r->path, '?') ? '&' : '?', r->rv, t);
   r->st.watches++;
   r->expired = 0;
   int status = kt_kube_stream(r->kube, path, on_line, r, &r->stop, t + 30, err, errlen);

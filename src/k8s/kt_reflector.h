@@ -35,7 +35,8 @@ struct kt_reflector_ops {
 };
 
 struct kt_reflector_opts {
-  const char *path;     /* list path: /api/v1/events, /apis/apps/v1/deployments */
+  const char *path;     /* list path: /api/v1/events, /apis/apps/v1/deployments,
+                         * may carry a query (fieldSelector=...) */
   int keep_objects;     /* keep full objects (compact JSON) for old states */
   int page_size;        /* 0 = 500 */
   long watch_timeout_s; /* asked of the server; 0 = 300 .. 600 random */

@@ -223,6 +223,24 @@ try:
                           if s["operationName"].startswith("quiet-rs-p1")], 10)
     R.check(spans, "the Pod is linked under its ReplicaSet without a body in its event")
 
+    # ---- live filter: the ConfigMap's exclude-regex applies at once ---------
+    live = 'audit_consumer_event_total{cluster="fake",outcome="excluded_live_regex"}'
+    srv.create({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kelemetry-filter-config", "namespace": "default"},
+                "data": {"exclude-regex": "^apps/v1/deployments/default/hidden"}})
+    wait(lambda: "exclude-regex ^apps" in k.logtext(), 10)
+    hidden = dict(dep, metadata={"name": "hidden", "namespace": "default"})
+    srv.create(hidden)
+    R.check(wait(lambda: metric(k, live) == 1, 10), "live regex drops the matching object")
+    srv.patch("configmaps", "default", "kelemetry-filter-config", {"data": {"exclude-regex": "("}})
+    R.check(wait(lambda: [e for e in srv.objects("events") if e.get("reason") == "InvalidConfig"
+                          and e["involvedObject"]["name"] == "kelemetry-filter-config"], 10),
+            "an invalid regex is reported as a Warning Event on the ConfigMap")
+    srv.patch("deployments", "default", "hidden", {"spec": {"replicas": 3}})
+    k.wait_ingested(CLUSTER, 1)
+    time.sleep(1)
+    R.check(metric(k, live) == 1, "an invalid regex clears the live filter")
+
     # ---- watch resilience: every change diffed exactly once ----------------
     cms = ["cm-%d" % i for i in range(5)]
     for name in cms:
