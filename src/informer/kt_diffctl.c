@@ -32,6 +32,15 @@ struct watched {
   int seen; /* still in discovery (mark and sweep) */
 };
 
+/* A record a standby holds back. */
+struct held {
+  struct held *next;
+  int64_t at_us;
+  char *key, *name, *json;
+};
+
+#define HELD_MAX 20000
+
 struct kt_diffctl {
   struct kt_kube *kube;
   struct kt_patchcache *pc;
@@ -45,6 +54,11 @@ struct kt_diffctl {
   struct watched **w;
   size_t nw, cap;
   atomic_uint_fast64_t patches, snapshots;
+  pthread_mutex_t held_mu; /* guards writer and the held records */
+  int writer;
+  int64_t hold_us;
+  struct held *held, **held_tail;
+  size_t nheld;
   struct kt_series *m_patch, *m_creation, *m_deletion;
   struct kt_series *m_resources, *m_objects, *m_bytes;
 };
@@ -94,17 +108,96 @@ static const char *rv_of(const cJSON *obj)
   return rv ? rv : "";
 }
 
+static void store(struct kt_diffctl *d, const char *key, const char *name,
+                  const char *text)
+{
+  if (kt_patchcache_put(d->pc, key, name, text))
+    return;
+  int is_patch = !strncmp(name, "rv/", 3);
+  atomic_fetch_add(is_patch ? &d->patches : &d->snapshots, 1);
+  kt_series_add(is_patch ? d->m_patch
+                : !strcmp(name, "creation") ? d->m_creation : d->m_deletion, 1);
+}
+
+static void held_free(struct held *h)
+{
+  free(h->key);
+  free(h->name);
+  free(h->json);
+  free(h);
+}
+
+/* Drops held records older than hold_us (or over the bound). Under held_mu. */
+static void held_trim(struct kt_diffctl *d)
+{
+  int64_t now = kt_mono_us();
+  while (d->held && (d->nheld > HELD_MAX || now - d->held->at_us > d->hold_us)) {
+    struct held *h = d->held;
+    d->held = h->next;
+    if (!d->held)
+      d->held_tail = &d->held;
+    d->nheld--;
+    held_free(h);
+  }
+}
+
+/* Stores, or holds back while a standby. Takes ownership of text. */
+static void put_text(struct kt_diffctl *d, const char *key, const char *name,
+                     char *text)
+{
+  pthread_mutex_lock(&d->held_mu);
+  if (d->writer) {
+    pthread_mutex_unlock(&d->held_mu);
+    store(d, key, name, text);
+    free(text);
+    return;
+  }
+  struct held *h = calloc(1, sizeof *h);
+  if (h && (h->key = strdup(key)) && (h->name = strdup(name))) {
+    h->json = text;
+    text = NULL;
+    h->at_us = kt_mono_us();
+    *d->held_tail = h;
+    d->held_tail = &h->next;
+    d->nheld++;
+    h = NULL;
+  }
+  if (h)
+    held_free(h);
+  free(text);
+  held_trim(d);
+  pthread_mutex_unlock(&d->held_mu);
+}
+
+void kt_diffctl_set_writer(struct kt_diffctl *d, int writer, int64_t hold_us)
+{
+  pthread_mutex_lock(&d->held_mu);
+  d->hold_us = hold_us > 0 ? hold_us : 15000000;
+  d->writer = writer;
+  held_trim(d);
+  struct held *h = writer ? d->held : NULL;
+  if (writer) {
+    d->held = NULL;
+    d->held_tail = &d->held;
+    d->nheld = 0;
+  }
+  pthread_mutex_unlock(&d->held_mu);
+  if (writer && h)
+    kt_info("diff controller %s: now the writer, storing what was held back", d->cluster);
+  while (h) { /* writes stay in order: this thread, then new ones */
+    struct held *n = h->next;
+    store(d, h->key, h->name, h->json);
+    held_free(h);
+    h = n;
+  }
+}
+
 static void put_json(struct watched *w, const char *key, const char *name,
                      cJSON *rec)
 {
   char *text = cJSON_PrintUnformatted(rec);
-  if (text && kt_patchcache_put(w->d->pc, key, name, text) == 0) {
-    int is_patch = !strncmp(name, "rv/", 3);
-    atomic_fetch_add(is_patch ? &w->d->patches : &w->d->snapshots, 1);
-    kt_series_add(is_patch ? w->d->m_patch
-                  : !strcmp(name, "creation") ? w->d->m_creation : w->d->m_deletion, 1);
-  }
-  free(text);
+  if (text)
+    put_text(w->d, key, name, text);
   cJSON_Delete(rec);
 }
 
@@ -262,6 +355,10 @@ struct kt_diffctl *kt_diffctl_start(struct kt_kube *kube,
   d->exclude = strdup(o->exclude_types ? o->exclude_types : "");
   d->resync_us = o->discovery_resync_us ? o->discovery_resync_us : 3600000000LL;
   pthread_mutex_init(&d->mu, NULL);
+  pthread_mutex_init(&d->held_mu, NULL);
+  d->writer = 1;
+  d->hold_us = 15000000;
+  d->held_tail = &d->held;
   struct kt_metrics *reg = kt_metrics_default();
   const char *const cl[] = {d->cluster, NULL};
   struct kt_metric *rec = kt_metrics_counter(reg, "diff_controller_records_total",
@@ -313,6 +410,12 @@ void kt_diffctl_stop(struct kt_diffctl *d)
   if (d->has_re)
     regfree(&d->re);
   pthread_mutex_destroy(&d->mu);
+  while (d->held) {
+    struct held *h = d->held;
+    d->held = h->next;
+    held_free(h);
+  }
+  pthread_mutex_destroy(&d->held_mu);
   free(d->cluster);
   free(d->exclude);
   free(d);

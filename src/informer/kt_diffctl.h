@@ -37,6 +37,12 @@ struct kt_diffctl_stats {
 struct kt_diffctl *kt_diffctl_start(struct kt_kube *kube,
                                     struct kt_patchcache *pc,
                                     const struct kt_diffctl_opts *o);
+/* Only the writer stores (behaviour spec §1.7.1: one writer among the
+ * watching leaders). A standby keeps what it would have written over the
+ * last hold_us (bounded) and writes it when it becomes the writer, so a
+ * writer's death loses nothing that happened within a lease. Starts as a
+ * writer. */
+void kt_diffctl_set_writer(struct kt_diffctl *d, int writer, int64_t hold_us);
 /* Stops every watch and frees (within about a second). */
 void kt_diffctl_stop(struct kt_diffctl *d);
 void kt_diffctl_stats(struct kt_diffctl *d, struct kt_diffctl_stats *out);

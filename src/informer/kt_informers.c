@@ -26,7 +26,7 @@ struct kt_informers {
   struct kt_patchcache *pc;
   struct kt_objcache *oc;
   struct kt_livefilter *lf;
-  struct kt_elector *event_el, *diff_el;
+  struct kt_elector *event_el, *diff_el, *writer_el;
   struct kt_eventctl *eventctl;
   struct kt_diffctl *diffctl;
 };
@@ -46,17 +46,40 @@ static void event_stop(void *ud)
   in->eventctl = NULL;
 }
 
+static void writer_on(void *ud)
+{
+  struct kt_informers *in = ud;
+  kt_diffctl_set_writer(in->diffctl, 1, in->o.diff_le.lease_us);
+}
+
+static void writer_off(void *ud)
+{
+  struct kt_informers *in = ud;
+  kt_diffctl_set_writer(in->diffctl, 0, in->o.diff_le.lease_us);
+}
+
 static void diff_start(void *ud)
 {
   struct kt_informers *in = ud;
   struct kt_diffctl_opts d = {in->o.cluster, in->o.exclude_types,
                               in->o.redact_pattern, in->o.discovery_resync_us};
-  in->diffctl = kt_diffctl_start(in->kube, in->pc, &d);
+  if (!(in->diffctl = kt_diffctl_start(in->kube, in->pc, &d)) || !in->o.diff_le.enable)
+    return;
+  /* One writer among the watching leaders; the others stand by. */
+  writer_off(in);
+  struct kt_informers_election le = in->o.diff_le;
+  char name[256];
+  snprintf(name, sizeof name, "%s-writer", le.name ? le.name : "kelemetry-diff-controller");
+  struct kt_elector_opts eo = {"diff-writer", le.namespace, name, NULL, 1, le.lease_us,
+                               le.renew_deadline_us, le.retry_us};
+  in->writer_el = kt_elector_start(in->kube, &eo, writer_on, writer_off, in);
 }
 
 static void diff_stop(void *ud)
 {
   struct kt_informers *in = ud;
+  kt_elector_stop(in->writer_el);
+  in->writer_el = NULL;
   kt_diffctl_stop(in->diffctl);
   in->diffctl = NULL;
 }

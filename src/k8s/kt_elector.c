@@ -33,6 +33,24 @@ struct kt_elector {
   struct kt_series *gauge;
 };
 
+/* One identity per process, <hostname>_<random>, as the original. */
+static pthread_once_t identity_once = PTHREAD_ONCE_INIT;
+static char identity[300];
+
+static void make_identity(void)
+{
+  char host[256] = "kelemetry";
+  gethostname(host, sizeof host - 1);
+  unsigned long long rnd = (unsigned long long)kt_now_us() ^ ((unsigned long long)getpid() << 32);
+  FILE *ur = fopen("/dev/urandom", "rb");
+  if (ur) {
+    if (fread(&rnd, sizeof rnd, 1, ur) != 1)
+      rnd ^= (unsigned long long)kt_mono_us();
+    fclose(ur);
+  }
+  snprintf(identity, sizeof identity, "%s_%016llx", host, rnd);
+}
+
 static void lease_path(const struct kt_elector *e, int i, int item, char *buf,
                        size_t len)
 {
@@ -199,21 +217,12 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
   struct kt_elector *e = calloc(1, sizeof *e);
   if (!e)
     return NULL;
-  char id[300], host[256] = "kelemetry";
-  gethostname(host, sizeof host - 1);
-  unsigned long long rnd = (unsigned long long)kt_now_us() ^ ((unsigned long long)getpid() << 32);
-  FILE *ur = fopen("/dev/urandom", "rb");
-  if (ur) {
-    if (fread(&rnd, sizeof rnd, 1, ur) != 1)
-      rnd ^= (unsigned long long)kt_mono_us();
-    fclose(ur);
-  }
-  snprintf(id, sizeof id, "%s_%016llx", host, rnd);
+  pthread_once(&identity_once, make_identity);
   e->kube = kube;
   e->component = strdup(o->component ? o->component : "");
   e->ns = strdup(o->namespace && *o->namespace ? o->namespace : "default");
   e->name = strdup(o->name);
-  e->identity = strdup(o->identity && *o->identity ? o->identity : id);
+  e->identity = strdup(o->identity && *o->identity ? o->identity : identity);
   e->n = o->num_leaders > 0 ? o->num_leaders : 1;
   e->lease_us = o->lease_us > 0 ? o->lease_us : 15000000;
   e->renew_deadline_us = o->renew_deadline_us > 0 ? o->renew_deadline_us : 10000000;

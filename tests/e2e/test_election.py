@@ -43,6 +43,10 @@ def counts(ks):
             sum(leading(k, "diff-controller") for k in ks))
 
 
+def writers(ks):
+    return sum(leading(k, "diff-writer") for k in ks)
+
+
 def settle(ks, timeout):
     """Waits until 1 event leader and 2 diff leaders; returns seconds taken."""
     t0 = time.time()
@@ -53,8 +57,16 @@ def settle(ks, timeout):
     return None
 
 
+def wait_writer(ks, timeout=10):
+    t0 = time.time()
+    while time.time() - t0 < timeout and writers(ks) != 1:
+        time.sleep(0.05)
+    return writers(ks) == 1
+
+
 def holders():
-    return sorted(l["spec"].get("holderIdentity") or "" for l in srv.objects("leases"))
+    return {l["metadata"]["name"]: l["spec"].get("holderIdentity") or ""
+            for l in srv.objects("leases")}
 
 
 ks = [start(i) for i in range(3)]
@@ -65,8 +77,13 @@ try:
         stable.append(counts(ks))
         time.sleep(0.1)
     R.check(all(c == (1, 2) for c in stable), "stays 1 + 2 over 2 s: %s" % set(stable))
-    h = [x for x in holders() if x]
-    R.check(len(h) == 3 and len(set(h)) == 3, "3 leases held, by different holders: %s" % h)
+    R.check(writers(ks) == 1, "one diff writer among the two diff leaders: %d" % writers(ks))
+    h = holders()
+    diff = [h[n] for n in h if "diff-controller-leader-election-" in n and "writer" not in n]
+    writer = [h[n] for n in h if "writer" in n]
+    R.check(len(diff) == 2 and all(diff) and len(set(diff)) == 2,
+            "the 2 diff leases held by 2 processes: %s" % h)
+    R.check(len(writer) == 1 and writer[0] in diff, "the writer is one of the diff leaders: %s" % h)
 
     # Kill a diff leader (no release): another takes over within the lease.
     victim = next(k for k in ks if leading(k, "diff-controller"))
@@ -76,6 +93,7 @@ try:
     took = settle(rest, 10)
     R.check(took is not None and took <= LEASE + 1.0,
             "killed leader replaced within the lease duration: %s s" % took)
+    R.check(wait_writer(rest), "still one diff writer: %d" % writers(rest))
 
     # Repeated loss and re-acquisition: freeze a leader past its lease,
     # thaw it, and it must step down and later lead again.

@@ -259,16 +259,20 @@ try:
             srv.patch("configmaps", "default", name, {"data": {"v": str(rnd)}})
             expected += 1
 
+    def caught_up(what):
+        R.check(wait(lambda: base() - start >= expected, 30), "%s: %d of %d diffed" %
+                (what, base() - start, expected))
+
     bump(1)                                  # plain watch
+    caught_up("live watch")
     srv.close_watches("abrupt")              # connection dropped mid-stream
     bump(2)                                  # resumed from the last resourceVersion
-    R.check(wait(lambda: srv.wait_for_watchers(1, 0.1, resource="configmaps")), "rewatched")
+    caught_up("after a dropped connection")
     srv.stop(flush_audit=0.5)                # down while things change...
     bump(3)
     srv.compact()                            # ...and its history is gone: Expired
     srv.start()
-    R.check(wait(lambda: base() - start >= expected, 30), "caught up after expiry: %d of %d" %
-            (base() - start, expected))
+    caught_up("after expiry (relist)")
     srv.stop(flush_audit=0.5)                # a plain restart: resumed
     bump(4)
     time.sleep(1.0)
