@@ -167,12 +167,13 @@ static int resolve(struct kt_eventctl *c, const char *api_version,
 static int64_t event_time(const cJSON *ev)
 {
   int64_t t = 0;
-  const char *et = kt_json_str(ev, "eventTime");
-  const char *lt = kt_json_str(ev, "lastTimestamp");
-  if (et && !kt_time_parse(et, &t) && t > 0)
-    return t;
-  if (lt && !kt_time_parse(lt, &t) && t > 0)
-    return t;
+  /* core/v1 first; events.k8s.io/v1 names its legacy fields deprecated*. */
+  const char *fields[] = {"eventTime", "lastTimestamp", "deprecatedLastTimestamp"};
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+    const char *v = kt_json_str(ev, fields[i]);
+    if (v && !kt_time_parse(v, &t) && t > 0)
+      return t;
+  }
   return 0;
 }
 
@@ -216,10 +217,14 @@ static void handle(struct kt_eventctl *c, const cJSON *ev)
   }
   s->start_us = t;
   s->end_us = t + 1000000;
-  const cJSON *src = cJSON_GetObjectItem(ev, "source");
-  const char *component = kt_json_str(src, "component");
+  /* Legacy recorders fill source; new ones only the reporting controller. */
+  const char *component = kt_json_str(cJSON_GetObjectItem(ev, "source"), "component");
+  if (!component || !*component)
+    component = kt_json_str(cJSON_GetObjectItem(ev, "deprecatedSource"), "component");
   if (!component || !*component)
     component = kt_json_str(ev, "reportingComponent");
+  if (!component || !*component)
+    component = kt_json_str(ev, "reportingController");
   kt_span_add_tag(s, "source", component ? component : "");
   kt_span_add_tag(s, "action", kt_json_str(ev, "action") ? kt_json_str(ev, "action") : "");
   const char *msg = kt_json_str(ev, "message");
@@ -281,7 +286,17 @@ struct kt_eventctl *kt_eventctl_start(struct kt_kube *kube,
       "Kubernetes Events seen by the event controller, by cluster and outcome",
       (const char *const[]){"cluster", "outcome", NULL});
   c->last_event_us = read_checkpoint(c);
-  struct kt_reflector_opts ro = {.path = "/api/v1/events"};
+  /* core/v1 Events, or events.k8s.io/v1 where that is all there is. */
+  char err[512];
+  const char *path = "/api/v1/events";
+  if (kt_discovery_load(kube, &c->disc, err, sizeof err) == 0) {
+    c->disc_at = kt_mono_us();
+    if (!kt_discovery_find(&c->disc, "", "events") &&
+        kt_discovery_find(&c->disc, "events.k8s.io", "events"))
+      path = "/apis/events.k8s.io/v1/events";
+  }
+  kt_info("event controller %s: watching %s", c->cluster, path);
+  struct kt_reflector_opts ro = {.path = path};
   struct kt_reflector_ops ops = {NULL, change};
   if (!(c->r = kt_reflector_start(kube, &ro, &ops, c)) ||
       pthread_create(&c->thread, NULL, checkpointer, c)) {

@@ -290,4 +290,38 @@ finally:
     srv.stop()
     srv.cleanup()
 
+# ---- events.k8s.io/v1 where that is all there is --------------------------
+srv, k, kc = start_pair("--event-informer-enable")
+try:
+    srv.remove_resource("", "v1", "events")
+    k.stop()
+    k.start()  # discovery is read when the controller starts
+    R.check(wait(lambda: "watching /apis/events.k8s.io/v1/events" in k.logtext(), 10),
+            "the event controller falls back to events.k8s.io/v1")
+    srv.create({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "newev", "namespace": "default"},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                         "template": {"metadata": {"labels": {"a": "b"}},
+                                      "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    ts = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    srv.create({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "newev.1", "namespace": "default"},
+                "regarding": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "newev",
+                              "namespace": "default"},
+                "reason": "ScalingReplicaSet", "note": "Scaled up replica set newev-1 to 1",
+                "type": "Normal", "eventTime": ts, "action": "Scale",
+                "reportingController": "deployment-controller",
+                "reportingInstance": "kcm-1"})
+    k.wait_ingested(CLUSTER, 1)
+    spans = wait(lambda: [s for s in trace_of(k, "deployments", "newev")
+                          if s["operationName"] == "ScalingReplicaSet"], 15)
+    R.check(spans and "Scaled up replica set newev-1 to 1" in log_values(spans[0])
+            and tags(spans[0]).get("action") == "Scale"
+            and tags(spans[0]).get("source") == "deployment-controller",
+            "an events.k8s.io/v1 Event on its object: %s" % (spans and tags(spans[0])))
+finally:
+    k.stop()
+    srv.stop()
+    srv.cleanup()
+
 R.finish()
