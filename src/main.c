@@ -35,6 +35,7 @@
 #include "informer/kt_informers.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
+#include "ops/kt_kubecheck.h"
 #include "ops/kt_scan.h"
 #include "frontend/kt_frontend.h"
 #include "frontend/kt_modes.h"
@@ -481,15 +482,19 @@ int main(int argc, char **argv)
                     : kt_scan(def, 1, stdout);
   }
   int replay = argc > 1 && strcmp(argv[1], "replay") == 0;
+  int kube_check = argc > 1 && strcmp(argv[1], "kube-check") == 0;
   replay_mode = replay;
   char *files[64];
   int nfiles = 0;
-  int rc = parse_flags(argc, argv, replay ? 2 : 1, files, &nfiles);
+  int rc = parse_flags(argc, argv, replay || kube_check ? 2 : 1, files, &nfiles);
   if (rc)
     return rc;
+  if (kube_check)
+    return kt_kubecheck(opt.kubeconfig, opt.kube_context, stdout);
   if (opt.help) {
     printf("usage: kelemetry [flags]\n       kelemetry replay [flags] FILE...\n"
-           "       kelemetry scan [METRICS_URL...]\n\n");
+           "       kelemetry scan [METRICS_URL...]\n"
+           "       kelemetry kube-check [--kube-config FILE] [--kube-context NAME]\n\n");
     kt_config_usage(stdout, flags, NFLAGS);
     return 0;
   }
