@@ -72,6 +72,9 @@ class Kelemetry:
         else:
             rc = self.proc.returncode if self.proc else 0
         self.log.close()
+        text = self.logtext() if self.proc else ""
+        if "Sanitizer" in text or "runtime error:" in text:
+            raise RuntimeError("sanitizer report: %s" % text)
         return rc
 
     def __enter__(self):
