@@ -60,7 +60,7 @@ struct options {
   char *query_tls_cert, *query_tls_key, *query_token_file, *query_basic_file;
   long follow_link_limit;
   /* Kubernetes side */
-  char *kube_cluster, *kubeconfig, *kube_context;
+  char *kube_cluster, *kubeconfig, *kube_context, *kube_paths, *kube_apiservers;
   long kube_qps, kube_burst;
   int event_enable, diff_enable, decorator_enable, live_filter;
   int64_t discovery_resync, patch_ttl, snapshot_ttl;
@@ -135,6 +135,8 @@ static const struct kt_flag flags[] = {
   F("metrics-port", KT_INT, "9090", "metrics port", &opt.metrics_port),
   F("kube-target-cluster", KT_STR, "", "name of the cluster the informers watch", &opt.kube_cluster),
   F("kube-config", KT_STR, "", "kubeconfig of the target cluster (empty = in-cluster service account)", &opt.kubeconfig),
+  F("kube-config-paths", KT_STR, "", "kubeconfigs of named clusters: name=path,... (the target's too, else --kube-config)", &opt.kube_paths),
+  F("kube-apiservers", KT_STR, "", "apiserver URLs of named clusters: name=url,... (replaces the kubeconfig's server)", &opt.kube_apiservers),
   F("kube-context", KT_STR, "", "kubeconfig context (empty = current-context)", &opt.kube_context),
   F("kube-qps", KT_INT, "50", "requests per second to the apiserver (watches not counted)", &opt.kube_qps),
   F("kube-burst", KT_INT, "100", "request burst to the apiserver", &opt.kube_burst),
@@ -248,6 +250,7 @@ static int start_informers(struct app *a)
   struct kt_informers_opts io = {
       .cluster = *opt.kube_cluster ? opt.kube_cluster : opt.default_cluster,
       .kubeconfig = opt.kubeconfig, .context = opt.kube_context,
+      .config_paths = opt.kube_paths, .apiservers = opt.kube_apiservers,
       .qps = (double)opt.kube_qps, .burst = (int)opt.kube_burst,
       .event_enable = opt.event_enable, .diff_enable = opt.diff_enable,
       .decorate = opt.decorator_enable, .live_filter = opt.live_filter,

@@ -19,10 +19,14 @@
 #include "k8s/kt_elector.h"
 #include "k8s/kt_kube.h"
 
+#define MAX_CLUSTERS 32
+
 struct kt_informers {
   struct kt_informers_opts o;
   struct kt_pipeline *p;
-  struct kt_kube *kube;
+  struct kt_kube *kube;          /* the target cluster's, also in others[] */
+  struct kt_kube *clients[MAX_CLUSTERS];
+  int nclients;
   struct kt_patchcache *pc;
   struct kt_objcache *oc;
   struct kt_livefilter *lf;
@@ -99,11 +103,106 @@ static struct kt_elector *run(struct kt_informers *in, const char *component,
   return kt_elector_start(in->kube, &eo, start, stop, in);
 }
 
+/* The value of name in a "name=value,..." list, copied into buf. */
+static const char *map_get(const char *list, const char *name, char *buf,
+                           size_t len)
+{
+  size_t nl = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t l = end ? (size_t)(end - p) : strlen(p);
+    if (l > nl && p[nl] == '=' && !strncmp(p, name, nl)) {
+      snprintf(buf, len, "%.*s", (int)(l - nl - 1), p + nl + 1);
+      return buf;
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* The client configuration of cluster name (§1.2): its entry of
+ * --kube-config-paths, else (the target only) --kube-config, else (the
+ * target only) the in-cluster service account; an --kube-apiservers entry
+ * replaces the server, or alone makes an anonymous client. */
+static int cluster_config(const struct kt_informers_opts *o, const char *name,
+                          struct kt_kube_config *kc, char *err, size_t errlen)
+{
+  char path[4096], url[1024];
+  int target = !strcmp(name, o->cluster);
+  const char *cfg = map_get(o->config_paths, name, path, sizeof path);
+  const char *api = map_get(o->apiservers, name, url, sizeof url);
+  if (!cfg && target && o->kubeconfig && *o->kubeconfig)
+    cfg = o->kubeconfig;
+  int rc = 0;
+  memset(kc, 0, sizeof *kc);
+  if (cfg)
+    rc = kt_kube_load_kubeconfig(cfg, target ? o->context : NULL, kc, err, errlen);
+  else if (target && !api)
+    rc = kt_kube_in_cluster(NULL, kc, err, errlen);
+  if (!rc && api) {
+    free(kc->server);
+    kc->server = strdup(api);
+  }
+  kc->qps = o->qps;
+  kc->burst = o->burst;
+  return rc;
+}
+
+static int add_client(struct kt_informers *in, const char *name)
+{
+  for (int i = 0; i < in->nclients; i++)
+    if (!strcmp(kt_kube_cluster(in->clients[i]), name))
+      return 0;
+  if (in->nclients == MAX_CLUSTERS)
+    return -E2BIG;
+  struct kt_kube_config kc;
+  char err[512];
+  int rc = cluster_config(&in->o, name, &kc, err, sizeof err);
+  if (rc) {
+    kt_error("cluster %s: %s", name, err);
+    return rc;
+  }
+  struct kt_kube *k = kt_kube_new(&kc, name);
+  if (!k) {
+    kt_kube_config_free(&kc);
+    return -ENOMEM;
+  }
+  in->clients[in->nclients++] = k;
+  return 0;
+}
+
+/* Every cluster named in --kube-config-paths or --kube-apiservers. */
+static int add_named_clients(struct kt_informers *in, const char *list)
+{
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ','), *eq = strchr(p, '=');
+    char name[256];
+    if (eq && (!end || eq < end)) {
+      snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
+      int rc = add_client(in, name);
+      if (rc)
+        return rc;
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
+static struct kt_kube *client_for(void *ud, const char *cluster)
+{
+  struct kt_informers *in = ud;
+  for (int i = 0; i < in->nclients; i++)
+    if (!strcmp(kt_kube_cluster(in->clients[i]), cluster))
+      return in->clients[i];
+  return NULL;
+}
+
 int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
                        struct kt_informers **out)
 {
   *out = NULL;
-  int client = o->event_enable || o->diff_enable || (o->kubeconfig && *o->kubeconfig);
+  int client = o->event_enable || o->diff_enable || (o->kubeconfig && *o->kubeconfig) ||
+               (o->config_paths && *o->config_paths) || (o->apiservers && *o->apiservers);
   if (!client && !o->decorate)
     return 0;
   struct kt_informers *in = calloc(1, sizeof *in);
@@ -121,25 +220,20 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
   *out = in;
   if (!client)
     return 0;
-  struct kt_kube_config kc;
-  char err[512];
-  int rc = o->kubeconfig && *o->kubeconfig
-               ? kt_kube_load_kubeconfig(o->kubeconfig, o->context, &kc, err, sizeof err)
-               : kt_kube_in_cluster(NULL, &kc, err, sizeof err);
-  if (rc) {
-    kt_error("cluster %s: %s", o->cluster, err);
+  /* The target's client is needed by the controllers; without them, other
+   * clusters' clients may serve the object cache alone. */
+  int rc = add_client(in, o->cluster);
+  if (rc && (o->event_enable || o->diff_enable))
     return rc;
-  }
-  kc.qps = o->qps;
-  kc.burst = o->burst;
-  if (!(in->kube = kt_kube_new(&kc, o->cluster))) {
-    kt_kube_config_free(&kc);
-    return -ENOMEM;
-  }
+  in->kube = rc ? NULL : in->clients[0];
+  rc = add_named_clients(in, o->config_paths);
+  rc = rc ? rc : add_named_clients(in, o->apiservers);
+  if (rc)
+    return rc;
   /* Bodies for the linkers when an event has none: ask the apiserver. */
-  if ((in->oc = kt_objcache_new(in->kube, in->pc, 0, 0)))
+  if ((in->oc = kt_objcache_new(client_for, in, in->pc, 0, 0)))
     kt_aggregator_set_fetch(p->agg, kt_objcache_fetch, in->oc);
-  if (o->live_filter)
+  if (o->live_filter && in->kube)
     in->lf = kt_livefilter_start(in->kube, p->filter);
   if (o->event_enable)
     in->event_el = run(in, "event-informer", &o->event_le, event_start, event_stop);
@@ -175,7 +269,8 @@ void kt_informers_free(struct kt_informers *in)
   kt_informers_stop(in);
   kt_aggregator_set_fetch(in->p->agg, NULL, NULL);
   kt_objcache_free(in->oc);
-  kt_kube_free(in->kube);
+  for (int i = 0; i < in->nclients; i++)
+    kt_kube_free(in->clients[i]);
   kt_patchcache_free(in->pc);
   free(in);
 }

@@ -13,7 +13,9 @@ struct kt_informers;
 struct kt_informers_opts {
   const char *cluster;       /* --kube-target-cluster */
   const char *kubeconfig;    /* path, or NULL/"" for in-cluster */
-  const char *context;       /* --kube-context */
+  const char *context;       /* --kube-context (target cluster) */
+  const char *config_paths;  /* --kube-config-paths name=path,... */
+  const char *apiservers;    /* --kube-apiservers name=url,... */
   double qps;
   int burst;
   int event_enable, diff_enable, decorate; /* decorate: read watch diffs */

@@ -24,7 +24,8 @@ struct entry {
 };
 
 struct kt_objcache {
-  struct kt_kube *kube;
+  struct kt_kube *(*client_for)(void *ud, const char *cluster);
+  void *ud;
   struct kt_patchcache *pc;
   size_t max_bytes, bytes;
   int64_t ttl_us;
@@ -34,14 +35,16 @@ struct kt_objcache {
   struct kt_metric *m;
 };
 
-struct kt_objcache *kt_objcache_new(struct kt_kube *kube,
-                                    struct kt_patchcache *pc,
+struct kt_objcache *kt_objcache_new(struct kt_kube *(*client_for)(void *ud,
+                                                                  const char *cluster),
+                                    void *ud, struct kt_patchcache *pc,
                                     size_t max_bytes, int64_t ttl_us)
 {
   struct kt_objcache *oc = calloc(1, sizeof *oc);
   if (!oc)
     return NULL;
-  oc->kube = kube;
+  oc->client_for = client_for;
+  oc->ud = ud;
   oc->pc = pc;
   oc->max_bytes = max_bytes ? max_bytes : 64u << 20;
   oc->ttl_us = ttl_us ? ttl_us : 5000000;
@@ -84,8 +87,9 @@ static int expired(const char *key, void *value, void *ud)
 }
 
 /* GET with resourceVersion=0; on 404 the deletion snapshot. */
-static char *fetch(struct kt_objcache *oc, const struct kt_object *o,
-                   const char *key, const char **outcome)
+static char *fetch(struct kt_objcache *oc, struct kt_kube *kube,
+                   const struct kt_object *o, const char *key,
+                   const char **outcome)
 {
   char path[2048], err[512], *body = NULL;
   const char *v = o->version && *o->version ? o->version : "v1";
@@ -94,7 +98,7 @@ static char *fetch(struct kt_objcache *oc, const struct kt_object *o,
   if (o->namespace && *o->namespace)
     n += snprintf(path + n, sizeof path - (size_t)n, "/namespaces/%s", o->namespace);
   snprintf(path + n, sizeof path - (size_t)n, "/%s/%s?resourceVersion=0", o->resource, o->name);
-  int st = kt_kube_request(oc->kube, "GET", path, NULL, NULL, &body, err, sizeof err);
+  int st = kt_kube_request(kube, "GET", path, NULL, NULL, &body, err, sizeof err);
   if (st >= 200 && st < 300) {
     *outcome = "fetched";
     return body;
@@ -118,8 +122,8 @@ static char *fetch(struct kt_objcache *oc, const struct kt_object *o,
 
 cJSON *kt_objcache_get(struct kt_objcache *oc, const struct kt_object *o)
 {
-  if (!oc->kube || !o->name || !*o->name ||
-      strcmp(o->cluster, kt_kube_cluster(oc->kube)))
+  struct kt_kube *kube = o->name && *o->name ? oc->client_for(oc->ud, o->cluster) : NULL;
+  if (!kube)
     return NULL;
   char key[1024];
   kt_object_key(o, key, sizeof key);
@@ -147,7 +151,7 @@ cJSON *kt_objcache_get(struct kt_objcache *oc, const struct kt_object *o)
   pthread_mutex_unlock(&oc->mu);
 
   const char *outcome;
-  char *text = fetch(oc, o, key, &outcome);
+  char *text = fetch(oc, kube, o, key, &outcome);
   kt_metric_inc(oc->m, (const char *const[]){outcome});
   cJSON *j = text ? cJSON_Parse(text) : NULL;
 

@@ -18,9 +18,11 @@ struct kt_patchcache;
 struct kt_object;
 struct kt_objcache;
 
-/* kube, pc (may be NULL) borrowed. 0 = defaults: 64 MiB, 5 s. */
-struct kt_objcache *kt_objcache_new(struct kt_kube *kube,
-                                    struct kt_patchcache *pc,
+/* client_for(ud, cluster) gives the client of a cluster, or NULL (not
+ * fetched); pc (may be NULL) borrowed. 0 = defaults: 64 MiB, 5 s. */
+struct kt_objcache *kt_objcache_new(struct kt_kube *(*client_for)(void *ud,
+                                                                  const char *cluster),
+                                    void *ud, struct kt_patchcache *pc,
                                     size_t max_bytes, int64_t ttl_us);
 void kt_objcache_free(struct kt_objcache *oc);
 /* The object (a new tree the caller deletes), or NULL. */

@@ -324,4 +324,36 @@ finally:
     srv.stop()
     srv.cleanup()
 
+# ---- several clusters: objects of another cluster fetched with its client --
+other = FakeApiserver(tls=True, token="other-token").start()
+k = Kelemetry("--storage-retention", "0")
+try:
+    kc2 = other.write_kubeconfig(os.path.join(k.dir, "other.yaml"), context="other")
+    k.flags += ["--kube-config-paths", "other=" + kc2, "--kube-target-cluster", "fake"]
+    k.start()
+    other._seed("replicasets", "default", {"metadata": {"name": "far-rs", "namespace": "default"},
+                                           "spec": {"replicas": 1}})
+    other._seed("pods", "default", {"metadata": {
+        "name": "far-rs-p1", "namespace": "default", "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "far-rs",
+            "uid": other.get("replicasets", "default", "far-rs")["metadata"]["uid"],
+            "controller": True}]}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    ev = dict(meta_event, auditID="6c1f0a8e-0000-4000-8000-000000000002",
+              objectRef=dict(meta_event["objectRef"], name="far-rs-p1"),
+              requestURI="/api/v1/namespaces/default/pods/far-rs-p1/status")
+    st, _, _ = k.post_audit(json.dumps(ev).encode(), "other")
+    R.check(st == 200, "event of the other cluster accepted")
+    R.check(wait(lambda: metric(k, 'object_cache_lookups_total{outcome="fetched"}') >= 1, 10),
+            "fetched from the other cluster's apiserver")
+    R.check(any(r[1] == "/api/v1/namespaces/default/pods/far-rs-p1" for r in other.requests),
+            "with the other cluster's client")
+    CLUSTER = "other"
+    R.check(wait(lambda: [s for s in trace_of(k, "replicasets", "far-rs")
+                          if s["operationName"].startswith("far-rs-p1")], 10),
+            "linked under its ReplicaSet in the other cluster")
+finally:
+    k.stop()
+    other.stop()
+    other.cleanup()
+
 R.finish()
