@@ -219,7 +219,7 @@ st, body = c.req("POST", "/api/v1/namespaces/default/configmaps",
 R.check(st == 422 and is_status(body, 422, "Invalid"), "name required: %s" % body)
 st, body = c.req("POST", "/api/v1/namespaces/default/configmaps", b"k8s\x00\x0a\x02",
                  ctype="application/vnd.kubernetes.protobuf")
-R.check(st == 415 and is_status(body, 415, "UnsupportedMediaType"), "protobuf 415: %s" % body)
+R.check(st == 400 and is_status(body, 400, "BadRequest"), "truncated protobuf -> 400: %s" % body)
 st, body = c.req("POST", "/api/v1/namespaces/default/configmaps", b"x" * (3 << 20 | 1))
 R.check(st == 413 and body.get("kind") == "Status", "body over 3 MiB: %d" % st)
 st, body = c.req("GET", "/api/v1/namespaces/default/configmaps/cm1")
@@ -686,6 +686,105 @@ srv.flush_audit(5)
 R.check(srv.audit_stats["dropped"] == 1, "refused connections retried, then dropped")
 srv.stop()
 
+# ------------------------------------------------------------ protobuf request bodies
+
+
+def pb_varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_len(num, data):
+    data = data.encode() if isinstance(data, str) else data
+    return pb_varint(num << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_num(num, v):
+    return pb_varint(num << 3) + pb_varint(v)
+
+
+def pb_map(num, d):
+    return b"".join(pb_len(num, pb_len(1, k) + pb_len(2, v)) for k, v in d.items())
+
+
+def pb_body(api_version, kind, raw):
+    return b"k8s\x00" + pb_len(1, pb_len(1, api_version) + pb_len(2, kind)) + pb_len(2, raw)
+
+
+PB = "application/vnd.kubernetes.protobuf"
+PBH = {"Accept": "application/vnd.kubernetes.protobuf,application/json"}
+srv = FakeApiserver().start()
+c = Client(srv)
+# a Deployment as gogo-protobuf writes it (zero strings included), plus an unknown field of
+# each wire type that must be skipped
+meta = pb_len(1, "pb") + pb_len(2, "") + pb_len(8, b"") + pb_map(11, {"app": "pb"})
+ctr = (pb_len(1, "c") + pb_len(2, "i:1") + pb_len(6, pb_num(3, 80) + pb_len(4, "TCP"))
+       + pb_len(8, b"") + pb_num(16, 0))
+tmpl = pb_len(1, pb_len(8, b"") + pb_map(11, {"app": "pb"})) + pb_len(2, pb_len(2, ctr))
+strategy = pb_len(1, "RollingUpdate") + pb_len(2, pb_len(1, pb_num(2, 1))
+                                                + pb_len(2, pb_num(1, 1) + pb_len(3, "25%")))
+spec = (pb_num(1, 0) + pb_len(2, pb_map(1, {"app": "pb"})) + pb_len(3, tmpl)
+        + pb_len(4, strategy) + pb_num(5, 0) + pb_num(6, 5) + pb_num(7, 0)
+        + pb_varint(99 << 3 | 1) + b"\x01" * 8 + pb_varint(98 << 3 | 5) + b"\x02" * 4
+        + pb_num(97, 7) + pb_len(96, "x"))
+status = pb_num(1, 0) + pb_num(2, 0)
+st, body = c.req("POST", "/apis/apps/v1/namespaces/default/deployments",
+                 pb_body("apps/v1", "Deployment", pb_len(1, meta) + pb_len(2, spec)
+                         + pb_len(3, status)), ctype=PB, headers=PBH)
+want = {"kind": "Deployment", "apiVersion": "apps/v1",
+        "metadata": {"name": "pb", "creationTimestamp": None, "labels": {"app": "pb"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "pb"}},
+                 "template": {"metadata": {"creationTimestamp": None, "labels": {"app": "pb"}},
+                              "spec": {"containers": [{
+                                  "name": "c", "image": "i:1",
+                                  "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                                  "resources": {}}]}},
+                 "strategy": {"type": "RollingUpdate",
+                              "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+                 "revisionHistoryLimit": 5},
+        "status": {}}
+ev = srv.audit_events[-1]
+R.check(st == 201 and body["spec"] == want["spec"] and body["metadata"]["uid"]
+        and ev["requestObject"] == want and ev["responseStatus"]["code"] == 201,
+        "protobuf Deployment decoded (pointer zero kept, IntOrString both ways, zero values "
+        "dropped): %s / %s" % (st, json.dumps(ev.get("requestObject"))[:400]))
+R.check(sorted(srv.protobuf_skipped) == ["DeploymentSpec.96", "DeploymentSpec.97",
+                                         "DeploymentSpec.98", "DeploymentSpec.99"],
+        "unknown fields of every wire type skipped: %s" % srv.protobuf_skipped)
+cm_raw = lambda rv: (pb_len(1, pb_len(1, "pbcm") + (pb_len(6, rv) if rv else b""))  # noqa: E731
+                     + pb_map(2, {"b": "2", "a": "1"}) + pb_map(3, {"bin": b"\x00\xff"}))
+st, body = c.req("POST", "/api/v1/namespaces/default/configmaps",
+                 pb_body("v1", "ConfigMap", cm_raw(None)), ctype=PB, headers=PBH)
+st2, body2 = c.req("PUT", "/api/v1/namespaces/default/configmaps/pbcm",
+                   pb_body("v1", "ConfigMap", cm_raw(body["metadata"]["resourceVersion"])),
+                   ctype=PB, headers=PBH)
+R.check(st == 201 and list(body["data"].items()) == [("a", "1"), ("b", "2")]
+        and body["binaryData"] == {"bin": "AP8="} and st2 == 200,
+        "protobuf ConfigMap create and update: %s %s %s" % (st, st2, body))
+st, body = c.req("POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                 pb_body("coordination.k8s.io/v1", "Lease", pb_len(1, pb_len(1, "l"))),
+                 ctype=PB, headers=PBH)
+R.check(st == 415 and is_status(body, 415, "UnsupportedMediaType")
+        and "cannot decode protobuf bodies of coordination.k8s.io/v1 Lease" in body["message"]
+        and srv.audit_events[-1]["responseStatus"]["code"] == 415
+        and srv.get("leases", "default", "l") is None,
+        "protobuf body of an unsupported kind -> 415: %s" % body)
+st, body = c.req("POST", "/api/v1/namespaces/default/configmaps",
+                 pb_body("v1", "ConfigMap", b"\x0a\x05ab"), ctype=PB, headers=PBH)
+st2, body2 = c.req("POST", "/api/v1/namespaces/default/configmaps", b"{}", ctype=PB)
+R.check(st == 400 and is_status(body, 400, "BadRequest") and "runs past the end"
+        in body["message"] and st2 == 400 and "expected prefix" in body2["message"],
+        "malformed protobuf -> 400: %s / %s" % (body.get("message"), body2.get("message")))
+st, body = c.req("PATCH", "/api/v1/namespaces/default/configmaps/pbcm",
+                 pb_body("v1", "ConfigMap", cm_raw(None)), ctype=PB)
+R.check(st == 415, "protobuf patch -> 415")
+srv.stop()
+
 # ------------------------------------------------------------ standalone
 kcs = os.path.join(TMP, "standalone.kubeconfig")
 p = subprocess.Popen([sys.executable, os.path.join(LIB, "fake_apiserver.py"), "--port", "0",
@@ -718,7 +817,12 @@ KUBECTL = shutil.which("kubectl")
 if KUBECTL is None:
     print("kubectl not installed: its part is skipped")
 else:
-    srv = FakeApiserver(tls=True, token="t0k").start()
+    posts.clear()
+    fail_first[0] = 0
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    srv = FakeApiserver(tls=True, token="t0k", audit_webhook="http://127.0.0.1:%d/audit"
+                        % sink.server_address[1]).start()
     kc = srv.write_kubeconfig(os.path.join(TMP, "kubeconfig"), context="fake")
 
     def kubectl(*args, fails=False):
@@ -773,10 +877,49 @@ else:
     p = kubectl("delete", "deployment", "x")
     R.check(p.returncode == 0 and srv.get("deployments", "default", "x") is None,
             "kubectl delete")
-    p = kubectl("create", "deployment", "y", "--image=i", fails=True)
-    R.check(p.returncode != 0 and "unknown format" in p.stderr, "protobuf create refused")
+    # kubectl's generators POST protobuf: decoded, then the normal create path
+    wst, wq, wconn = Client(srv, token="t0k").watch(
+        "/apis/apps/v1/namespaces/default/deployments?watch=1&resourceVersion="
+        + srv.resource_version)
+    p = kubectl("create", "deployment", "web", "--image=nginx:1", "--replicas=3")
+    d = srv.get("deployments", "default", "web") or {}
+    spec = d.get("spec", {})
+    R.check(p.returncode == 0 and p.stdout.strip() == "deployment.apps/web created"
+            and spec.get("replicas") == 3 and spec["selector"] == {"matchLabels": {"app": "web"}}
+            and spec["template"]["metadata"]["labels"] == {"app": "web"}
+            and [(c["name"], c["image"]) for c in spec["template"]["spec"]["containers"]]
+            == [("nginx", "nginx:1")] and d["metadata"]["generation"] == 1,
+            "kubectl create deployment (protobuf): %s %s" % (p.stdout, json.dumps(d)))
+    post = [e for e in srv.request_log if e["method"] == "POST"
+            and e["path"] == "/apis/apps/v1/namespaces/default/deployments"][-1]
+    R.check({k.lower(): v for k, v in post["headers"].items()}.get("content-type") == PB
+            and post["body"].startswith(b"k8s\x00")
+            and post["query"] == {"fieldManager": "kubectl-create", "fieldValidation": "Strict"},
+            "kubectl sent protobuf: %s" % post["headers"])
+    evs = take(wq, 1)
+    wconn.close()
+    R.check(wst == 200 and evs and evs[0]["type"] == "ADDED"
+            and evs[0]["object"]["metadata"]["name"] == "web"
+            and evs[0]["object"]["spec"]["replicas"] == 3, "watch ADDED for it: %s" % evs)
+    p = kubectl("create", "deployment", "web", "--image=nginx:1", "--replicas=3",
+                "--dry-run=client", "-o", "json")
+    dry = json.loads(p.stdout)
+    R.check(srv.flush_audit(5), "audit flushed")
+    items = [i for _, _, b in posts for i in b["items"]
+             if i["verb"] == "create" and i["objectRef"].get("name") == "web"]
+    R.check(len(items) == 1 and items[0]["requestObject"] == dry
+            and items[0]["objectRef"]["resource"] == "deployments"
+            and items[0]["responseStatus"]["code"] == 201
+            and items[0]["responseObject"]["spec"]["replicas"] == 3,
+            "audit webhook: the create's requestObject is the decoded object, the same as "
+            "kubectl's JSON: %s" % json.dumps(items[0]["requestObject"] if items else None))
+    p = kubectl("create", "configmap", "pb", "--from-literal=k=v")
+    R.check(p.returncode == 0 and srv.get("configmaps", "default", "pb")["data"] == {"k": "v"},
+            "kubectl create configmap (protobuf)")
     srv.stop()
     srv.cleanup()
+    sink.shutdown()
+    sink.server_close()
 
 shutil.rmtree(TMP, ignore_errors=True)
 print("took %.1fs" % (time.time() - T0))
