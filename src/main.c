@@ -33,6 +33,7 @@
 #include "diff/kt_diffcache.h"
 #include "http/kt_auth.h"
 #include "informer/kt_informers.h"
+#include "kelemetrix/kt_kelemetrix.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "ops/kt_kubecheck.h"
@@ -70,6 +71,10 @@ struct options {
   struct kt_informers_election event_le, diff_le;
   char *event_le_ns, *event_le_name, *diff_le_ns, *diff_le_name;
   long event_le_n, diff_le_n;
+  char *kube_timeouts;
+  /* kelemetrix (§3.3) */
+  int kx_enable, kx_log_tags, kx_log_quantities;
+  char *kx_config;
 };
 
 static struct options opt;
@@ -137,6 +142,11 @@ static const struct kt_flag flags[] = {
   F("kube-config", KT_STR, "", "kubeconfig of the target cluster (empty = in-cluster service account)", &opt.kubeconfig),
   F("kube-config-paths", KT_STR, "", "kubeconfigs of named clusters: name=path,... (the target's too, else --kube-config)", &opt.kube_paths),
   F("kube-apiservers", KT_STR, "", "apiserver URLs of named clusters: name=url,... (replaces the kubeconfig's server)", &opt.kube_apiservers),
+  F("kube-request-timeout", KT_STR, "", "request timeouts of named clusters: name=duration,... (default 1m); kelemetrix's request_latency_ratio when a request has no timeoutSeconds", &opt.kube_timeouts),
+  F("kelemetrix-enable", KT_BOOL, "false", "Prometheus metrics derived from every audit event, as --kelemetrix-config-path lists them", &opt.kx_enable),
+  F("kelemetrix-config-path", KT_STR, "examples/kelemetrix.toml", "kelemetrix metrics (TOML, the original's hack/kelemetrix.toml format); read at start, any error exits 2", &opt.kx_config),
+  F("kelemetrix-debug-log-tags", KT_BOOL, "false", "kelemetrix: log each event's tags (debug level)", &opt.kx_log_tags),
+  F("kelemetrix-debug-log-quantities", KT_BOOL, "false", "kelemetrix: log each event's quantities (debug level)", &opt.kx_log_quantities),
   F("kube-context", KT_STR, "", "kubeconfig context (empty = current-context)", &opt.kube_context),
   F("kube-qps", KT_INT, "50", "requests per second to the apiserver (watches not counted)", &opt.kube_qps),
   F("kube-burst", KT_INT, "100", "request burst to the apiserver", &opt.kube_burst),
@@ -180,6 +190,7 @@ struct app {
   struct kt_inbox *inbox;
   struct kt_informers *informers;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
+  struct kt_kelemetrix *kx; /* NULL unless --kelemetrix-enable */
 };
 
 static int metrics_handle(void *ud, const struct kt_http_req *req,
@@ -227,7 +238,7 @@ static int start_pipeline(struct app *a)
                  opt.only_cluster, opt.exclude_clusters},
       .redact_pattern = opt.redact_pattern,
       .consumer = {(unsigned)opt.workers, opt.queue_limit,
-                   opt.ignore_impersonate, replay_mode}};
+                   opt.ignore_impersonate, replay_mode, a->kx}};
   int rc = kt_pipeline_open(&po, &a->p);
   if (rc || replay_mode || !opt.durable)
     return rc;
@@ -419,6 +430,7 @@ static void stop_all(struct app *a)
   kt_inbox_free(a->inbox);
   kt_auth_free(&a->webhook_auth);
   kt_auth_free(&a->query_auth);
+  kt_kelemetrix_free(a->kx); /* the consumer that used it is gone */
 }
 
 static void wait_signal(const sigset_t *set)
@@ -443,6 +455,24 @@ static int replay_files(struct app *a, char **files, int n)
   if (!rc && st.accepted)
     note_cluster(opt.default_cluster, a);
   return rc;
+}
+
+/* The kelemetrix config is read before anything starts: a bad file is a
+ * usage error (exit 2) with "file:line: reason". */
+static int open_kelemetrix(struct app *a)
+{
+  char err[512];
+  if (!opt.kx_enable)
+    return 0;
+  struct kt_kelemetrix_opts ko = {opt.kube_timeouts, opt.kx_log_tags,
+                                  opt.kx_log_quantities, NULL};
+  if (kt_kelemetrix_open(opt.kx_config, &ko, &a->kx, err, sizeof err)) {
+    fprintf(stderr, "kelemetry: %s\n", err);
+    return 2;
+  }
+  kt_info("kelemetrix: %zu metrics from %s", kt_kelemetrix_count(a->kx),
+          opt.kx_config);
+  return 0;
 }
 
 static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
@@ -525,6 +555,8 @@ int main(int argc, char **argv)
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   struct app a = {0};
+  if (open_kelemetrix(&a))
+    return 2;
   rc = start_pipeline(&a);
   if (!rc && !replay)
     rc = start_informers(&a);

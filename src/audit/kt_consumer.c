@@ -18,6 +18,7 @@
 #include "core/kt_metrics.h"
 #include "core/kt_queue.h"
 #include "diff/kt_decorator.h"
+#include "kelemetrix/kt_kelemetrix.h"
 #include "store/kt_span.h"
 
 struct item {
@@ -141,6 +142,8 @@ static void learn_kind(const struct kt_audit_event *ev)
 static void process(struct kt_consumer *c, struct item *it)
 {
   struct kt_audit_event *ev = &it->ev;
+  if (c->o.kelemetrix) /* every event, before the filter (§3.3) */
+    kt_kelemetrix_observe(c->o.kelemetrix, ev, it->source);
   const char *why = kt_filter_check(c->filter, ev);
   if (why) {
     kt_metric_inc(c->m_events, (const char *const[]){ev->cluster, why});

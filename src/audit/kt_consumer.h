@@ -1,7 +1,7 @@
 /* kt_consumer: the ingest queue and the workers that turn audit events
  * into spans. Producers (webhook, replay) submit parsed events; each lands
- * in the partition of its object, and one worker per partition filters
- * it, builds the audit span (§1.4), decorates it with the diff (§1.7.4)
+ * in the partition of its object, and one worker per partition hands it
+ * to kelemetrix (when enabled), filters it, builds the audit span (§1.4), decorates it with the diff (§1.7.4)
  * and hands it to the aggregator. */
 #ifndef KT_CONSUMER_H
 #define KT_CONSUMER_H
@@ -13,6 +13,7 @@
 struct kt_aggregator;
 struct kt_decorator;
 struct kt_filter;
+struct kt_kelemetrix;
 struct kt_consumer;
 
 struct kt_consumer_opts {
@@ -20,6 +21,9 @@ struct kt_consumer_opts {
   size_t queue_limit;    /* events queued or in flight; 0 = 20000 */
   int ignore_impersonate; /* --audit-consumer-ignore-impersonate-username */
   int skip_existing;     /* drop events whose span is already stored (replay) */
+  /* Sees every event (any verb and stage) before the filter; borrowed,
+   * must outlive the consumer; NULL = kelemetrix disabled. */
+  struct kt_kelemetrix *kelemetrix;
 };
 
 /* Tracks the events of one request: done(t) runs (on a worker thread)

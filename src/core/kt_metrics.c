@@ -6,7 +6,9 @@
  * patterns in _Atomic uint64_t and updated by CAS; histogram buckets are
  * plain atomic counts (not cumulative, the last one is +Inf), summed into
  * cumulative form when rendered, so _bucket{le="+Inf"} and _count always
- * agree within a scrape.
+ * agree within a scrape. A summary series uses the same array as
+ * [0] = observation count, then a ring of the last observations (double
+ * bits, written at count % window); quantiles are computed when rendered.
  *
  * Lock order: registry mutex, then a metric's mutex. kt_metric_series never
  * holds a metric's mutex while it takes the registry's (overflow counting
@@ -26,6 +28,7 @@
 
 #define MAX_LABELS KT_METRICS_MAX_LABELS
 #define MAX_SERIES KT_METRICS_MAX_SERIES
+#define WINDOW KT_METRICS_SUMMARY_WINDOW
 #define OVERFLOW_VALUE "_overflow"
 #define OVERFLOW_NAME "kt_metrics_series_overflow_total"
 #define OVERFLOW_HELP \
@@ -41,8 +44,9 @@ struct kt_series {
   enum kt_metric_kind kind;
   uint64_t hash;             /* of the label values, to skip strcmp */
   char **values;             /* m->nlabels copies */
-  _Atomic uint64_t v;        /* double bits: value, or histogram sum */
-  _Atomic uint64_t buckets[]; /* histogram: nbounds + 1, last is +Inf */
+  _Atomic uint64_t v;        /* double bits: value, or histogram/summary sum */
+  _Atomic uint64_t buckets[]; /* histogram: nbounds + 1, last is +Inf;
+                               * summary: count, then WINDOW samples */
 };
 
 struct kt_metric {
@@ -215,6 +219,8 @@ static int valid_labels(enum kt_metric_kind kind, const char *const *labels,
       return 0;
     if (kind == KT_HISTOGRAM && strcmp(labels[i], "le") == 0)
       return 0;
+    if (kind == KT_SUMMARY && strcmp(labels[i], "quantile") == 0)
+      return 0;
     for (int j = 0; j < i; j++)
       if (strcmp(labels[i], labels[j]) == 0)
         return 0;
@@ -267,7 +273,8 @@ static int same_values(const struct kt_series *s, const char *const *values,
 static struct kt_series *new_series(const struct kt_metric *m,
                                     const char *const *values, uint64_t hash)
 {
-  size_t nb = m->kind == KT_HISTOGRAM ? m->nbounds + 1 : 0;
+  size_t nb = m->kind == KT_HISTOGRAM ? m->nbounds + 1
+               : m->kind == KT_SUMMARY ? 1 + (size_t)WINDOW : 0;
   struct kt_series *s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
   if (!s)
     return NULL;
@@ -424,6 +431,14 @@ struct kt_metric *kt_metrics_histogram(struct kt_metrics *r, const char *name,
   return reg(r, &d);
 }
 
+struct kt_metric *kt_metrics_summary(struct kt_metrics *r, const char *name,
+                                     const char *help,
+                                     const char *const *labels)
+{
+  struct def d = {KT_SUMMARY, name, help, labels, 0, NULL, 0};
+  return reg(r, &d);
+}
+
 /* ---- series lookup ---- */
 
 static struct kt_series *find_series(const struct kt_metric *m,
@@ -523,8 +538,24 @@ static size_t bucket_of(const struct kt_metric *m, double v)
   return isnan(v) ? m->nbounds : lo;
 }
 
+/* Summary: the sample goes into the ring slot its count picks. A scrape
+ * racing this may read the slot's previous sample: quantiles are over
+ * "about" the last WINDOW observations, which is what they promise. */
+static void summary_observe(struct kt_series *s, double v)
+{
+  uint64_t n = atomic_fetch_add_explicit(&s->buckets[0], 1,
+                                         memory_order_relaxed);
+  atomic_store_explicit(&s->buckets[1 + n % WINDOW], d_to_bits(v),
+                        memory_order_relaxed);
+  atomic_add_double(&s->v, v);
+}
+
 void kt_series_observe(struct kt_series *s, double v)
 {
+  if (s && s->kind == KT_SUMMARY) {
+    summary_observe(s, v);
+    return;
+  }
   if (!s || s->kind != KT_HISTOGRAM)
     return;
   atomic_fetch_add_explicit(&s->buckets[bucket_of(s->m, v)], 1,
@@ -534,6 +565,8 @@ void kt_series_observe(struct kt_series *s, double v)
 
 static uint64_t hist_count(const struct kt_series *s)
 {
+  if (s->kind == KT_SUMMARY)
+    return atomic_load_explicit(&s->buckets[0], memory_order_relaxed);
   uint64_t n = 0;
   for (size_t i = 0; i <= s->m->nbounds; i++)
     n += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
@@ -544,7 +577,7 @@ double kt_series_value(const struct kt_series *s)
 {
   if (!s)
     return 0;
-  if (s->kind == KT_HISTOGRAM)
+  if (s->kind == KT_HISTOGRAM || s->kind == KT_SUMMARY)
     return (double)hist_count(s);
   return load_double(&s->v);
 }
@@ -637,11 +670,13 @@ static void out_u64(struct out *o, uint64_t v)
   out_str(o, buf);
 }
 
-/* name+suffix{l1="v1",...[,le="x"]} and the space before the value. */
+/* name+suffix{l1="v1",...[,le="x"]} and the space before the value; the
+ * extra label is quantile="x" for summaries. */
 static void out_series_name(struct out *o, const struct kt_metric *m,
                             const char *suffix, const struct kt_series *s,
                             const char *le)
 {
+  const char *extra = m->kind == KT_SUMMARY ? "quantile=\"" : "le=\"";
   out_str(o, m->name);
   out_str(o, suffix);
   if (m->nlabels || le)
@@ -654,7 +689,8 @@ static void out_series_name(struct out *o, const struct kt_metric *m,
     out_str(o, "\"");
   }
   if (le) {
-    out_str(o, m->nlabels ? ",le=\"" : "le=\"");
+    out_str(o, m->nlabels ? "," : "");
+    out_str(o, extra);
     out_str(o, le);
     out_str(o, "\"");
   }
@@ -682,11 +718,55 @@ static void render_histogram(struct out *o, const struct kt_metric *m,
   out_str(o, "\n");
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Quantiles by nearest rank over the window's samples (NaN excluded). */
+static void render_summary(struct out *o, const struct kt_metric *m,
+                           const struct kt_series *s)
+{
+  static const double qs[] = {0.5, 0.9, 0.99};
+  static const char *const qnames[] = {"0.5", "0.9", "0.99"};
+  double w[WINDOW];
+  uint64_t count = hist_count(s);
+  size_t n = 0, have = count < WINDOW ? (size_t)count : WINDOW;
+  for (size_t i = 0; i < have; i++) {
+    double v = bits_to_d(atomic_load_explicit(&s->buckets[1 + i],
+                                              memory_order_relaxed));
+    if (!isnan(v))
+      w[n++] = v;
+  }
+  qsort(w, n, sizeof w[0], cmp_double);
+  for (size_t q = 0; q < 3; q++) {
+    out_series_name(o, m, "", s, qnames[q]);
+    if (n) {
+      size_t rank = (size_t)ceil(qs[q] * (double)n);
+      out_num(o, w[rank ? rank - 1 : 0]);
+    } else {
+      out_num(o, NAN);
+    }
+    out_str(o, "\n");
+  }
+  out_series_name(o, m, "_sum", s, NULL);
+  out_num(o, load_double(&s->v));
+  out_str(o, "\n");
+  out_series_name(o, m, "_count", s, NULL);
+  out_u64(o, count);
+  out_str(o, "\n");
+}
+
 static void render_series(struct out *o, const struct kt_metric *m,
                           const struct kt_series *s)
 {
   if (m->kind == KT_HISTOGRAM) {
     render_histogram(o, m, s);
+    return;
+  }
+  if (m->kind == KT_SUMMARY) {
+    render_summary(o, m, s);
     return;
   }
   out_series_name(o, m, "", s, NULL);
@@ -696,7 +776,8 @@ static void render_series(struct out *o, const struct kt_metric *m,
 
 static void render_metric(struct out *o, struct kt_metric *m)
 {
-  static const char *const kinds[] = {"counter", "gauge", "histogram"};
+  static const char *const kinds[] = {"counter", "gauge", "histogram",
+                                      "summary"};
   out_str(o, "# HELP ");
   out_str(o, m->name);
   out_str(o, " ");

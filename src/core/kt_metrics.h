@@ -1,5 +1,5 @@
-/* kt_metrics: a metrics registry (counters, gauges, histograms with up to 8
- * labels) rendered in the Prometheus text exposition format 0.0.4.
+/* kt_metrics: a metrics registry (counters, gauges, histograms and summaries
+ * with up to 8 labels) rendered in the Prometheus text exposition format 0.0.4.
  *
  * Series are created lazily per label-value tuple and never move or go
  * away until the registry is freed, so hot paths may cache a kt_series
@@ -18,10 +18,12 @@
 #define KT_METRICS_H
 #include <stddef.h>
 
-enum kt_metric_kind { KT_COUNTER, KT_GAUGE, KT_HISTOGRAM };
+enum kt_metric_kind { KT_COUNTER, KT_GAUGE, KT_HISTOGRAM, KT_SUMMARY };
 
 #define KT_METRICS_MAX_LABELS 8
 #define KT_METRICS_MAX_SERIES 1000
+/* A summary series keeps its last 512 observations for the quantiles. */
+#define KT_METRICS_SUMMARY_WINDOW 512
 
 struct kt_metrics;
 struct kt_metric;
@@ -53,6 +55,13 @@ struct kt_metric *kt_metrics_histogram(struct kt_metrics *r, const char *name,
                                        const char *help,
                                        const char *const *labels,
                                        const double *bounds, size_t nbounds);
+/* A summary: _sum and _count over all observations, and the quantiles
+ * 0.5, 0.9 and 0.99 (nearest rank) over the last KT_METRICS_SUMMARY_WINDOW
+ * observations of the series (NaN before the first). No "quantile" label.
+ * Each series costs 4 KiB for its window. */
+struct kt_metric *kt_metrics_summary(struct kt_metrics *r, const char *name,
+                                     const char *help,
+                                     const char *const *labels);
 
 /* The series for a label-value tuple: values has as many entries as the
  * metric has labels (a NULL entry means ""), or is NULL for a metric
@@ -62,11 +71,12 @@ struct kt_series *kt_metric_series(struct kt_metric *m,
                                    const char *const *values);
 /* Lock-free updates. An update that does not fit the kind is ignored:
  * add is for counters (negative or NaN amounts ignored) and gauges, set for
- * gauges, observe for histograms (v <= bound lands in that bucket). */
+ * gauges, observe for histograms (v <= bound lands in that bucket) and
+ * summaries. */
 void kt_series_add(struct kt_series *s, double v);
 void kt_series_set(struct kt_series *s, double v);
 void kt_series_observe(struct kt_series *s, double v);
-/* Counter/gauge value; a histogram's observation count. */
+/* Counter/gauge value; a histogram's or summary's observation count. */
 double kt_series_value(const struct kt_series *s);
 /* Cold-path shorthand for kt_series_add(kt_metric_series(m, values), 1). */
 void kt_metric_inc(struct kt_metric *m, const char *const *values);
