@@ -1,8 +1,8 @@
 /* kt_consumer: the ingest queue and the workers that turn audit events
  * into spans. Producers (webhook, replay) submit parsed events; each lands
  * in the partition of its object, and one worker per partition hands it
- * to kelemetrix (when enabled), filters it, builds the audit span (§1.4), decorates it with the diff (§1.7.4)
- * and hands it to the aggregator. */
+ * to kelemetrix (when enabled), filters it, builds the audit span (§1.4),
+ * decorates it with the diff (§1.7.4) and hands it to the aggregator. */
 #ifndef KT_CONSUMER_H
 #define KT_CONSUMER_H
 #include <stddef.h>

@@ -976,7 +976,7 @@ static int parse_timeouts(struct kt_kelemetrix *k, const char *s, char *err,
   k->timeouts = calloc(n, sizeof *k->timeouts);
   if (!k->timeouts)
     return -ENOMEM;
-  for (const char *p = s; *p;) {
+  for (const char *p = s;;) {
     const char *comma = strchr(p, ','), *e = comma ? comma : p + strlen(p);
     const char *eq = memchr(p, '=', (size_t)(e - p));
     char dur[64];
@@ -998,9 +998,10 @@ static int parse_timeouts(struct kt_kelemetrix *k, const char *s, char *err,
     }
     t->secs = (double)us / 1e6;
     k->ntimeouts++;
-    p = comma ? comma + 1 : e;
+    if (!comma)
+      return 0;
+    p = comma + 1;
   }
-  return 0;
 }
 
 int kt_kelemetrix_load(const char *text, size_t len, const char *path,
