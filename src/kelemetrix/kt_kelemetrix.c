@@ -800,6 +800,110 @@ static int add_metric(struct load *l, const struct kt_toml_table *t)
   return rc;
 }
 
+/* ---- regex size ---- */
+
+#define RE_MAX_NODES 10000
+#define RE_MAX_DEPTH 64
+
+/* Past a bracket expression ("[^]a[:alpha:]]"), p on its '['; NULL when
+ * it does not end (regcomp then says why). */
+static const char *skip_bracket(const char *p)
+{
+  p++;
+  if (*p == '^')
+    p++;
+  if (*p == ']')
+    p++;
+  while (*p && *p != ']') {
+    if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+      char c = p[1];
+      const char *e = p + 2;
+      while (*e && !(e[0] == c && e[1] == ']'))
+        e++;
+      if (!*e)
+        return NULL;
+      p = e + 2;
+    } else {
+      p++;
+    }
+  }
+  return *p ? p : NULL;
+}
+
+/* "{m}", "{m,}", "{m,n}" at p: the copies regcomp makes, and p on '}';
+ * 0 when it is not a bound. */
+static double bound_copies(const char **p)
+{
+  char *e;
+  double m = strtod(*p + 1, &e), n = m;
+  if (e == *p + 1 || m < 0)
+    return 0;
+  if (*e == ',') {
+    const char *s = e + 1;
+    n = *s == '}' ? m + 1 : strtod(s, &e);
+    if (*s == '}')
+      e = (char *)s;
+  }
+  if (*e != '}')
+    return 0;
+  *p = e;
+  return n > 1 ? n : 1;
+}
+
+/* Why glibc's regcomp would take too much memory for re, or NULL. It
+ * copies a repeated sub-expression once per repetition ("x{1000}" is 1000
+ * copies, each "(...)+" level doubles), so a short pattern can ask for
+ * gigabytes. This estimates the compiled size the same way. Repeating
+ * nothing or a repetition ("a**", "a++") is refused as RE2 does; a '?'
+ * after a repetition stays allowed (Go's lazy "+?"; glibc: optional). */
+static const char *regex_cost(const char *re)
+{
+  double sum[RE_MAX_DEPTH], last[RE_MAX_DEPTH];
+  int d = 0, state = 0; /* 0 nothing to repeat, 1 atom, 2 repeated */
+  sum[0] = last[0] = 0;
+  for (const char *p = re; *p; p++) {
+    double atom = 1, copies = 0;
+    if (*p == '(') {
+      if (++d >= RE_MAX_DEPTH)
+        return "groups nested too deeply";
+      sum[d] = last[d] = 0;
+      state = 0;
+      continue;
+    }
+    if (*p == '|') {
+      last[d] = 0;
+      state = 0;
+      continue;
+    }
+    if (*p == '*' || *p == '?')
+      copies = 1;
+    else if (*p == '+')
+      copies = 2;
+    else if (*p == '{' && state)
+      copies = bound_copies(&p);
+    if (copies) {
+      if (!state || (state == 2 && *p != '?'))
+        return "a repetition of nothing or of a repetition";
+      sum[d] += last[d] * (copies - 1);
+      last[d] *= copies;
+      state = 2;
+    } else {
+      if (*p == '\\' && p[1])
+        p++;
+      else if (*p == '[' && !(p = skip_bracket(p)))
+        return NULL;
+      else if (*p == ')' && d > 0)
+        atom = sum[d--] + 1;
+      sum[d] += atom;
+      last[d] = atom;
+      state = 1;
+    }
+    if (sum[d] > RE_MAX_NODES)
+      return "too large once compiled";
+  }
+  return NULL;
+}
+
 static int compile_regexes(struct load *l, struct tag_filter *f)
 {
   if (!f->is_regex)
@@ -808,6 +912,10 @@ static int compile_regexes(struct load *l, struct tag_filter *f)
   if (!f->re)
     return -ENOMEM;
   for (; f->nre < f->n; f->nre++) {
+    const char *cost = regex_cost(f->choices[f->nre]);
+    if (cost)
+      return lfail(l, f->lines[f->nre], "bad regex \"%s\" in oneOf: %s",
+                   f->choices[f->nre], cost);
     int rc = regcomp(&f->re[f->nre], f->choices[f->nre],
                      REG_EXTENDED | REG_NOSUB);
     if (rc) {

@@ -157,6 +157,20 @@ static void test_refusals(void **state)
   snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
            "oneOf = [\"[4\"]\nisRegex = true\n", M);
   assert_refused(t, 6, "bad regex \"[4\" in oneOf");
+  /* glibc's regcomp would copy these past memory (found by the fuzzer) */
+  snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
+           "oneOf = [\"ok\",\n\"a++\"]\nisRegex = true\n", M);
+  assert_refused(t, 7, "a repetition of nothing or of a repetition");
+  snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
+           "oneOf = [\"*a\"]\nisRegex = true\n", M);
+  assert_refused(t, 6, "a repetition of nothing");
+  snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
+           "oneOf = [\"x(((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)\"]\n"
+           "isRegex = true\n", M);
+  assert_refused(t, 6, "too large once compiled");
+  snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
+           "oneOf = [\"(ab{100}){101}\"]\nisRegex = true\n", M);
+  assert_refused(t, 6, "too large once compiled");
   snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
            "oneOf = []\n", M);
   assert_refused(t, 6, "oneOf is empty");
@@ -465,6 +479,11 @@ static const char *const FILTERS =
     "tags = [\"code\"]\n"
     "[[metrics.tagFilters]]\ntag = \"code\"\noneOf = [\"^4\", \"^50[0-3]$\"]\n"
     "isRegex = true\n"
+    "[[metrics]]\nname = \"re2\"\nquantifier = \"request_count\"\n"
+    "tags = [\"code\"]\n"
+    "[[metrics.tagFilters]]\ntag = \"code\"\n"
+    "oneOf = [\"^[[:digit:]]0+?[04]$\", \"^(2|3){1,2}0{1}0$\", \"a\\\\+\"]\n"
+    "isRegex = true\n"
     "[[metrics]]\nname = \"le\"\nquantifier = \"request_count\"\n"
     "[[metrics.quantityFilters]]\nquantity = \"request_latency\"\n"
     "operator = \"<=\"\nthreshold = 1e9\n"
@@ -513,6 +532,9 @@ static void test_filters(void **state)
   assert_true(scrape(r, "re_count{code=\"404\"}") == 1);
   assert_true(scrape(r, "re_count{code=\"503\"}") == 1);
   assert_true(scrape(r, "re_count{code=\"504\"}") == -1);
+  assert_true(scrape(r, "re2_count{code=\"404\"}") == 1);
+  assert_true(scrape(r, "re2_count{code=\"200\"}") == 1);
+  assert_true(scrape(r, "re2_count{code=\"503\"}") == -1);
   assert_true(scrape(r, "re_count{code=\"200\"}") == -1);
   /* operators at the threshold: 500 ms, 1 s, 1 s, 2 s */
   assert_true(scrape(r, "le_count") == 3);
