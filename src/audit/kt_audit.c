@@ -8,7 +8,16 @@
 #include "core/kt_time.h"
 
 static const char *err_names[] = {"ok", "bad_json", "not_event",
-                                  "missing_field", "bad_timestamp"};
+                                  "missing_field", "bad_timestamp", "clock_skew"};
+
+#define YEAR_2000_US 946684800000000LL
+
+static _Atomic int64_t max_future_us = 3600000000LL;
+
+void kt_audit_set_max_future(int64_t us)
+{
+  max_future_us = us;
+}
 
 const char *kt_audit_err_name(enum kt_audit_err e)
 {
@@ -119,6 +128,15 @@ static enum kt_audit_err read_times(struct kt_audit_event *ev, char *err,
   }
   if (!stage || ev->stage_us < ev->received_us)
     ev->stage_us = ev->received_us;
+  /* A sender's clock gone wrong would file the event under a window no
+   * one searches, and that retention never reaches. */
+  int64_t future = max_future_us;
+  if (ev->received_us < YEAR_2000_US ||
+      (future > 0 && ev->stage_us > kt_now_us() + future)) {
+    snprintf(err, errlen, "event %s: timestamp %s is implausible (clock skew?)",
+             ev->audit_id, stage ? stage : recv);
+    return KT_AUDIT_CLOCK_SKEW;
+  }
   return KT_AUDIT_OK;
 }
 

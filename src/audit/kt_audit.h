@@ -29,8 +29,13 @@ enum kt_audit_err {
   KT_AUDIT_NOT_EVENT,     /* JSON, but not an Event or EventList */
   KT_AUDIT_MISSING_FIELD, /* an item lacks a required field */
   KT_AUDIT_BAD_TIMESTAMP,
+  KT_AUDIT_CLOCK_SKEW,    /* before 2000 or too far in the future */
 };
 const char *kt_audit_err_name(enum kt_audit_err e);
+
+/* Events stamped more than this ahead of our clock are refused as
+ * clock_skew (default 1 hour; 0 = never). Process-wide; set at start. */
+void kt_audit_set_max_future(int64_t us);
 
 /* Parses a webhook body or a replayed document. On success *root is the
  * parsed document (caller frees with cJSON_Delete) and *items the array of

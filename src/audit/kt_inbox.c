@@ -95,9 +95,9 @@ int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
     free(e);
     return rc;
   }
-  kt_store_flush(ib->st); /* the 200 waits for the commit */
+  rc = kt_store_flush(ib->st); /* the 200 waits for the commit */
   kt_ticket_release(&e->t);
-  return 0;
+  return rc; /* -EIO: queued, but not on disk */
 }
 
 struct pending {

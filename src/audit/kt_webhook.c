@@ -94,8 +94,21 @@ int kt_webhook_handle(void *ud, const struct kt_http_req *req,
                                       req->body, req->len, items, single, &r)
                     : kt_consumer_submit(w->consumer, cluster, req->client_ip,
                                          items, single, 0, &r);
-  if (!single || rc)
-    cJSON_Delete(root); /* a single Event is owned by the queue once in */
+  /* A single Event is owned by the queue once in (-EIO: queued, but the
+   * store could not make it durable). */
+  if (!single || (rc && rc != -EIO))
+    cJSON_Delete(root);
+  if (rc == -EIO) {
+    reject(resp, 503, "store_error", "the store cannot write (disk full or "
+           "read-only?); retry later");
+    resp->retry_after = 5;
+    return 0;
+  }
+  if (rc && rc != -EAGAIN && rc != -ESHUTDOWN) {
+    reject(resp, 503, "internal_error", "cannot accept now; retry later");
+    resp->retry_after = 1;
+    return 0;
+  }
   if (rc == -EAGAIN || rc == -ESHUTDOWN) {
     kt_http_error(resp, 503, "ingest queue full, retry later");
     resp->retry_after = 1;

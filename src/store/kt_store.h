@@ -55,8 +55,12 @@ void kt_store_close(struct kt_store *st);
  * (trace_id, span_id) replaces the stored one. 0, or -ESHUTDOWN after
  * close began. */
 int kt_store_put(struct kt_store *st, struct kt_span *span);
-/* Returns once everything put before the call is committed. */
+/* Returns once everything put before the call is committed: 0, or -EIO
+ * once the store has given writes up (disk full, read-only, I/O errors:
+ * retried for about 1.5 s first); from then on nothing is durable and
+ * kt_store_failed says so. */
 int kt_store_flush(struct kt_store *st);
+int kt_store_failed(struct kt_store *st);
 
 /* Appends the trace's spans to out (caller owns them). 0 or -ENOENT. */
 int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],

@@ -54,6 +54,7 @@ struct kt_store {
   size_t nops, limit, batch_max;
   uint64_t seq_enqueued, seq_committed;
   int closing;
+  int failed; /* writes were given up: nothing is durable any more */
   pthread_t writer;
   sqlite3_stmt *ins_span, *ins_kv, *del_kv;
   struct kt_metric *m_written, *m_errors, *m_lost;
@@ -497,8 +498,12 @@ static void commit_with_retry(struct kt_store *st, struct op *batch, size_t n,
     struct timespec ts = {0, (long)(50000000L << attempt)};
     nanosleep(&ts, NULL);
   }
-  kt_error("store: giving up %zu writes after repeated failures", n);
+  kt_error("store: giving up %zu writes after repeated failures: %s", n,
+           sqlite3_errmsg(st->wdb));
   kt_series_add(kt_metric_series(st->m_lost, NULL), (double)n);
+  pthread_mutex_lock(&st->mu);
+  st->failed = 1;
+  pthread_mutex_unlock(&st->mu);
 }
 
 static void *writer_main(void *arg)
@@ -527,8 +532,15 @@ static void *writer_main(void *arg)
     st->nops -= n;
     uint64_t seq = last->seq;
     pthread_cond_broadcast(&st->has_room);
+    int failed = st->failed;
     pthread_mutex_unlock(&st->mu);
-    commit_with_retry(st, batch, n, spans);
+    /* After a give-up nothing more is written: a later write (an inbox
+     * entry's deletion) must not make durable what depends on writes that
+     * were lost; the inbox recovers them at the next start. */
+    if (failed)
+      kt_series_add(kt_metric_series(st->m_lost, NULL), (double)n);
+    else
+      commit_with_retry(st, batch, n, spans);
     for (struct op *op = batch, *next; op; op = next) {
       next = op->next;
       free_op(op);
@@ -625,8 +637,17 @@ int kt_store_flush(struct kt_store *st)
   uint64_t target = st->seq_enqueued;
   while (st->seq_committed < target)
     pthread_cond_wait(&st->committed, &st->mu);
+  int failed = st->failed;
   pthread_mutex_unlock(&st->mu);
-  return 0;
+  return failed ? -EIO : 0;
+}
+
+int kt_store_failed(struct kt_store *st)
+{
+  pthread_mutex_lock(&st->mu);
+  int failed = st->failed;
+  pthread_mutex_unlock(&st->mu);
+  return failed;
 }
 
 void kt_store_close(struct kt_store *st)

@@ -34,11 +34,12 @@ def free_port():
 class Kelemetry:
     """A kelemetry process; use as a context manager."""
 
-    def __init__(self, *flags, data_dir=None):
+    def __init__(self, *flags, data_dir=None, preexec=None):
         self.dir = data_dir or tempfile.mkdtemp(prefix="kt-e2e-")
         self.own_dir = data_dir is None
         self.http, self.query, self.metrics = free_port(), free_port(), free_port()
         self.flags = list(flags)
+        self.preexec = preexec  # runs in the child before exec (limits)
         self.proc = None
 
     def start(self):
@@ -47,7 +48,8 @@ class Kelemetry:
                 "--query-port", str(self.query), "--metrics-address", "127.0.0.1",
                 "--metrics-port", str(self.metrics)] + self.flags
         self.log = open(os.path.join(self.dir, "log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
+                                     preexec_fn=self.preexec)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
