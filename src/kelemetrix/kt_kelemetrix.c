@@ -830,13 +830,13 @@ static const char *skip_bracket(const char *p)
   return *p ? p : NULL;
 }
 
-/* "{m}", "{m,}", "{m,n}" at p: the copies regcomp makes, and p on '}';
- * 0 when it is not a bound. */
+/* "{m}", "{m,}", "{m,n}", "{,n}" at p: the copies regcomp makes, and p
+ * on '}'; 0 when it is not a bound. */
 static double bound_copies(const char **p)
 {
-  char *e;
-  double m = strtod(*p + 1, &e), n = m;
-  if (e == *p + 1 || m < 0)
+  char *e = (char *)*p + 1;
+  double m = *e == ',' ? 0 : strtod(*p + 1, &e), n = m;
+  if ((e == *p + 1 && *e != ',') || m < 0)
     return 0;
   if (*e == ',') {
     const char *s = e + 1;

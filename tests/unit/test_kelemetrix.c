@@ -172,6 +172,9 @@ static void test_refusals(void **state)
            "oneOf = [\"(ab{100}){101}\"]\nisRegex = true\n", M);
   assert_refused(t, 6, "too large once compiled");
   snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
+           "oneOf = [\"(a{,200}){,200}\"]\nisRegex = true\n", M);
+  assert_refused(t, 6, "too large once compiled");
+  snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n"
            "oneOf = []\n", M);
   assert_refused(t, 6, "oneOf is empty");
   snprintf(t, sizeof t, "%s[[metrics.tagFilters]]\ntag = \"code\"\n", M);
@@ -284,7 +287,8 @@ static void test_toml_values(void **state)
   assert_string_equal(b->name, "a.b");
   assert_int_equal(b->parent, 1);
   assert_int_equal(a->npairs, 8);
-  assert_string_equal(a->pairs[0].v.s, "tab\there \"q\" \xc3\xa9\xf0\x9f\x98\x80");
+  assert_string_equal(a->pairs[0].v.s,
+                      "tab\there \"q\" \xc3\xa9\xf0\x9f\x98\x80");
   assert_string_equal(a->pairs[1].v.s, "C:\\path");
   assert_string_equal(a->pairs[2].key, "quoted key");
   assert_int_equal(a->pairs[2].v.b, 1);
