@@ -101,7 +101,7 @@ int kt_duration_parse(const char *s, int64_t *us)
   while (*p) {
     char *end;
     double v = strtod(p, &end);
-    if (end == p || v < 0)
+    if (end == p || !(v >= 0 && v < 1e300)) /* also NaN, inf */
       return -EINVAL;
     p = end;
     size_t best = 0;
@@ -118,6 +118,8 @@ int kt_duration_parse(const char *s, int64_t *us)
     total += v * f;
     p += best;
   }
+  if (!(total < 9.2e18)) /* would not fit: converting is undefined */
+    return -EINVAL;
   *us = (int64_t)total;
   return 0;
 }

@@ -40,9 +40,64 @@ struct conn_state {
   int denied; /* 401 or 403, decided on the headers */
 };
 
+/* ---- requests without a connection: a decoded raw query ---------------- */
+
+#define OFFLINE_ARGS 64
+
+/* Decoded again at every call: the same query lands at the same places,
+ * so values returned earlier in a handler stay valid. */
+static __thread struct {
+  char buf[16384];
+  const char *key[OFFLINE_ARGS], *val[OFFLINE_ARGS];
+  int n;
+} offline;
+
+static int hexval(char c)
+{
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes [s, end) into *o (bounded by lim); returns the start. */
+static char *decode_into(const char *s, const char *end, char **o, char *lim)
+{
+  char *start = *o;
+  for (; s < end && *o < lim - 1; s++) {
+    int h, l;
+    if (*s == '%' && end - s > 2 && (h = hexval(s[1])) >= 0 && (l = hexval(s[2])) >= 0) {
+      *(*o)++ = (char)(h << 4 | l);
+      s += 2;
+    } else {
+      *(*o)++ = *s == '+' ? ' ' : *s;
+    }
+  }
+  *(*o)++ = 0;
+  return start;
+}
+
+static void offline_decode(const char *q)
+{
+  offline.n = 0;
+  char *o = offline.buf, *lim = offline.buf + sizeof offline.buf;
+  for (const char *p = q ? q : ""; *p && offline.n < OFFLINE_ARGS && lim - o > 4;) {
+    const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+    offline.key[offline.n] = decode_into(p, eq ? eq : end, &o, lim);
+    offline.val[offline.n] = decode_into(eq ? eq + 1 : end, end, &o, lim);
+    offline.n++;
+    p = amp ? amp + 1 : end;
+  }
+}
+
 const char *kt_http_query(const struct kt_http_req *req, const char *key)
 {
-  return MHD_lookup_connection_value(req->_conn, MHD_GET_ARGUMENT_KIND, key);
+  if (req->_conn)
+    return MHD_lookup_connection_value(req->_conn, MHD_GET_ARGUMENT_KIND, key);
+  offline_decode(req->raw_query);
+  for (int i = 0; i < offline.n; i++)
+    if (!strcmp(offline.key[i], key))
+      return offline.val[i];
+  return NULL;
 }
 
 struct query_all {
@@ -64,6 +119,12 @@ void kt_http_query_all(const struct kt_http_req *req, const char *key,
                        void (*fn)(const char *value, void *ud), void *ud)
 {
   struct query_all qa = {key, fn, ud};
+  if (!req->_conn) {
+    offline_decode(req->raw_query);
+    for (int i = 0; i < offline.n; i++)
+      each_arg(&qa, MHD_GET_ARGUMENT_KIND, offline.key[i], offline.val[i]);
+    return;
+  }
   MHD_get_connection_values(req->_conn, MHD_GET_ARGUMENT_KIND, each_arg, &qa);
 }
 
@@ -120,6 +181,8 @@ static __thread char query_buf[16384];
 
 const char *kt_http_header(const struct kt_http_req *req, const char *name)
 {
+  if (!req->_conn)
+    return strcmp(name, ":query") == 0 ? (req->raw_query ? req->raw_query : "") : NULL;
   if (strcmp(name, ":query") == 0) {
     struct raw_query q = {query_buf, 0, sizeof query_buf};
     query_buf[0] = 0;
@@ -247,7 +310,7 @@ static enum MHD_Result dispatch(struct kt_http *h, struct MHD_Connection *conn,
   }
   client_ip(conn, ip, sizeof ip);
   struct kt_http_req req = {method, url, st->buf ? st->buf : "", st->len, ip,
-                            conn};
+                            conn, NULL};
   for (size_t i = 0; i < h->nroutes; i++) {
     if (!route_matches(&h->routes[i], method, url))
       continue;

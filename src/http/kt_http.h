@@ -13,6 +13,9 @@ struct kt_http_req {
   size_t len;
   const char *client_ip;
   void *_conn; /* for kt_http_query()/kt_http_header() */
+  /* Without a connection (tests, fuzzers): the raw query string the
+   * kt_http_query functions decode instead. */
+  const char *raw_query;
 };
 
 struct kt_http_resp {

@@ -169,6 +169,36 @@ static int fill_from(const cJSON *cluster, const cJSON *user, const char *dir,
   return 0;
 }
 
+int kt_kube_parse_kubeconfig(const char *text, size_t len, const char *dir,
+                             const char *context, struct kt_kube_config *out,
+                             char *err, size_t errlen)
+{
+  memset(out, 0, sizeof *out);
+  char yerr[160];
+  cJSON *doc = kt_yaml_to_json(text, len, yerr, sizeof yerr);
+  if (!doc) {
+    snprintf(err, errlen, "%s", yerr);
+    return -EINVAL;
+  }
+  if (!context || !*context)
+    context = str(doc, "current-context");
+  const cJSON *ctx = context ? named(cJSON_GetObjectItem(doc, "contexts"), context, "context") : NULL;
+  const char *cname = str(ctx, "cluster"), *uname = str(ctx, "user");
+  const cJSON *cluster = cname ? named(cJSON_GetObjectItem(doc, "clusters"), cname, "cluster") : NULL;
+  const cJSON *user = uname ? named(cJSON_GetObjectItem(doc, "users"), uname, "user") : NULL;
+  int rc = -EINVAL;
+  if (!ctx)
+    snprintf(err, errlen, "no context %s", context ? context : "(no current-context)");
+  else if (!cluster)
+    snprintf(err, errlen, "context %s names no known cluster", context);
+  else
+    rc = fill_from(cluster, user, dir, out, err, errlen);
+  cJSON_Delete(doc);
+  if (rc)
+    kt_kube_config_free(out);
+  return rc;
+}
+
 int kt_kube_load_kubeconfig(const char *path, const char *context,
                             struct kt_kube_config *out, char *err,
                             size_t errlen)
@@ -180,37 +210,17 @@ int kt_kube_load_kubeconfig(const char *path, const char *context,
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
     return -ENOENT;
   }
-  char yerr[160];
-  cJSON *doc = kt_yaml_to_json(text, len, yerr, sizeof yerr);
+  char dir[4096], why[400];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = 0;
+  else
+    snprintf(dir, sizeof dir, ".");
+  int rc = kt_kube_parse_kubeconfig(text, len, dir, context, out, why, sizeof why);
   free(text);
-  if (!doc) {
-    snprintf(err, errlen, "%s: %s", path, yerr);
-    return -EINVAL;
-  }
-  if (!context || !*context)
-    context = str(doc, "current-context");
-  const cJSON *ctx = context ? named(cJSON_GetObjectItem(doc, "contexts"), context, "context") : NULL;
-  const char *cname = str(ctx, "cluster"), *uname = str(ctx, "user");
-  const cJSON *cluster = cname ? named(cJSON_GetObjectItem(doc, "clusters"), cname, "cluster") : NULL;
-  const cJSON *user = uname ? named(cJSON_GetObjectItem(doc, "users"), uname, "user") : NULL;
-  int rc = -EINVAL;
-  if (!ctx)
-    snprintf(err, errlen, "%s: no context %s", path, context ? context : "(no current-context)");
-  else if (!cluster)
-    snprintf(err, errlen, "%s: context %s names no known cluster", path, context);
-  else {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-      *slash = 0;
-    else
-      snprintf(dir, sizeof dir, ".");
-    rc = fill_from(cluster, user, dir, out, err, errlen);
-  }
-  cJSON_Delete(doc);
   if (rc)
-    kt_kube_config_free(out);
+    snprintf(err, errlen, "%s: %s", path, why);
   return rc;
 }
 

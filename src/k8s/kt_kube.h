@@ -36,6 +36,11 @@ struct kt_kube_config {
 int kt_kube_load_kubeconfig(const char *path, const char *context,
                             struct kt_kube_config *out, char *err,
                             size_t errlen);
+/* As kt_kube_load_kubeconfig, from the file's text; dir resolves relative
+ * paths. */
+int kt_kube_parse_kubeconfig(const char *text, size_t len, const char *dir,
+                             const char *context, struct kt_kube_config *out,
+                             char *err, size_t errlen);
 /* The pod's service account: KUBERNETES_SERVICE_HOST/PORT, the token file
  * and CA under /var/run/secrets/kubernetes.io/serviceaccount (root
  * overridable for tests: NULL = that path). */

@@ -40,6 +40,7 @@ struct kt_reflector {
   char rv[64];        /* last resourceVersion seen (list or watch) */
   int expired;        /* the watch asked for a relist */
   unsigned gen;
+  int started; /* a thread runs (not offline) */
   struct kt_series *m_list, *m_expired, *m_error, *m_events;
 };
 
@@ -49,7 +50,7 @@ static struct kt_series *series(struct kt_reflector *r, const char *outcome)
   struct kt_metric *m = kt_metrics_counter(kt_metrics_default(), "informer_requests_total",
       "List and watch outcomes per watched path: list, expired (relist), error, event",
       (const char *const[]){"cluster", "path", "outcome", NULL});
-  return kt_metric_series(m, (const char *const[]){kt_kube_cluster(r->kube), r->path, outcome});
+  return kt_metric_series(m, (const char *const[]){r->kube ? kt_kube_cluster(r->kube) : "", r->path, outcome});
 }
 
 static void entry_free(void *p)
@@ -294,10 +295,9 @@ static void *run(void *p)
   return NULL;
 }
 
-struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
-                                        const struct kt_reflector_opts *o,
-                                        const struct kt_reflector_ops *ops,
-                                        void *ud)
+static struct kt_reflector *make(struct kt_kube *kube,
+                                  const struct kt_reflector_opts *o,
+                                  const struct kt_reflector_ops *ops, void *ud)
 {
   struct kt_reflector *r = calloc(1, sizeof *r);
   if (!r || !(r->path = strdup(o->path))) {
@@ -317,13 +317,37 @@ struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
   r->m_expired = series(r, "expired");
   r->m_error = series(r, "error");
   r->m_events = series(r, "event");
-  if (pthread_create(&r->thread, NULL, run, r)) {
+  return r;
+}
+
+struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
+                                        const struct kt_reflector_opts *o,
+                                        const struct kt_reflector_ops *ops,
+                                        void *ud)
+{
+  struct kt_reflector *r = make(kube, o, ops, ud);
+  if (r && pthread_create(&r->thread, NULL, run, r)) {
     kt_map_clear(&r->known, NULL);
+    pthread_mutex_destroy(&r->mu);
     free(r->path);
     free(r);
     return NULL;
   }
+  if (r)
+    r->started = 1;
   return r;
+}
+
+struct kt_reflector *kt_reflector_offline(const struct kt_reflector_opts *o,
+                                          const struct kt_reflector_ops *ops,
+                                          void *ud)
+{
+  return make(NULL, o, ops, ud);
+}
+
+int kt_reflector_feed(struct kt_reflector *r, char *line, size_t len)
+{
+  return on_line(line, len, r);
 }
 
 void kt_reflector_signal(struct kt_reflector *r)
@@ -337,7 +361,8 @@ void kt_reflector_stop(struct kt_reflector *r)
   if (!r)
     return;
   r->stop = 1;
-  pthread_join(r->thread, NULL);
+  if (r->started)
+    pthread_join(r->thread, NULL);
   kt_map_clear(&r->known, entry_free);
   pthread_mutex_destroy(&r->mu);
   free(r->path);

@@ -58,6 +58,15 @@ struct kt_reflector *kt_reflector_start(struct kt_kube *kube,
 void kt_reflector_signal(struct kt_reflector *r);
 /* Stops and joins (within about a second); frees. */
 void kt_reflector_stop(struct kt_reflector *r);
+/* A reflector without a thread or a server, for tests and fuzzers: lines
+ * given to kt_reflector_feed are handled as watch-stream lines. Free with
+ * kt_reflector_stop. */
+struct kt_reflector *kt_reflector_offline(const struct kt_reflector_opts *o,
+                                          const struct kt_reflector_ops *ops,
+                                          void *ud);
+/* Handles one watch line; returns non-zero when it ends the stream (an
+ * ERROR event or a line that is not a watch event). line is modified. */
+int kt_reflector_feed(struct kt_reflector *r, char *line, size_t len);
 /* Non-zero once the first list has been reported. */
 int kt_reflector_synced(const struct kt_reflector *r);
 void kt_reflector_stats(const struct kt_reflector *r,
