@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/kt_audit.h"
 #include "audit/kt_consumer.h"
 #include "audit/kt_inbox.h"
 #include "audit/kt_pipeline.h"
@@ -47,7 +48,7 @@ struct options {
   char *http_address, *metrics_address, *query_address;
   long http_port, metrics_port, query_port, workers;
   int64_t shutdown_timeout, retention, span_ttl, span_extra_ttl, reserve_ttl;
-  int64_t trace_cache_ttl;
+  int64_t trace_cache_ttl, max_skew;
   size_t body_limit, queue_limit, diff_cache_bytes, span_cache_entries;
   int webhook_enable, query_enable, metrics_enable, serve, help, version;
   int durable;
@@ -101,6 +102,7 @@ static const struct kt_flag flags[] = {
   F("audit-webhook-body-limit", KT_SIZE, "64Mi", "largest accepted body (413 above)", &opt.body_limit),
   F("audit-default-cluster", KT_STR, "default", "cluster of POST /audit (no {cluster} in the path) and of replays", &opt.default_cluster),
   F("audit-queue-limit", KT_INT, "20000", "events queued or in flight before the webhook answers 503", &opt.queue_limit),
+  F("audit-max-clock-skew", KT_DURATION, "1h", "refuse events stamped further than this ahead of our clock (clock_skew; 0 = never)", &opt.max_skew),
   F("audit-consumer-workers", KT_INT, "2", "consumer threads (= queue partitions)", &opt.workers),
   F("audit-consumer-filter-cluster-name", KT_STR, "", "only this cluster", &opt.only_cluster),
   F("audit-consumer-exclude-cluster-names", KT_STR, "", "drop these clusters (a,b)", &opt.exclude_clusters),
@@ -433,11 +435,36 @@ static void stop_all(struct app *a)
   kt_kelemetrix_free(a->kx); /* the consumer that used it is gone */
 }
 
-static void wait_signal(const sigset_t *set)
+static volatile int store_broken;
+
+/* A store that gave writes up cannot keep what the webhook acknowledges:
+ * stop (non-zero exit) so that the supervisor restarts us and the inbox
+ * recovers what was lost, rather than answer 503 forever. */
+static void *store_watch(void *p)
+{
+  struct app *a = p;
+  for (;;) {
+    usleep(200000);
+    if (a->p.store && kt_store_failed(a->p.store)) {
+      kt_error("the store cannot write any more (disk full, read-only or I/O "
+               "errors): stopping; nothing acknowledged is lost, it is "
+               "recovered at the next start");
+      store_broken = 1;
+      kill(getpid(), SIGTERM);
+      return NULL;
+    }
+  }
+}
+
+static void wait_signal(struct app *a, const sigset_t *set)
 {
   int sig;
+  pthread_t t;
+  if (pthread_create(&t, NULL, store_watch, a) == 0)
+    pthread_detach(t);
   sigwait(set, &sig);
-  kt_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  if (!store_broken)
+    kt_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 static int replay_files(struct app *a, char **files, int n)
@@ -522,6 +549,7 @@ int main(int argc, char **argv)
   int rc = parse_flags(argc, argv, replay || kube_check ? 2 : 1, files, &nfiles);
   if (rc)
     return rc;
+  kt_audit_set_max_future(opt.max_skew);
   if (kube_check)
     return kt_kubecheck(opt.kubeconfig, opt.kube_context, stdout);
   if (opt.help) {
@@ -570,8 +598,8 @@ int main(int argc, char **argv)
     kt_info("kelemetry %s ready: webhook :%ld, UI and query API :%ld, "
             "metrics :%ld, data in %s", KT_VERSION, opt.http_port,
             opt.query_port, opt.metrics_port, opt.data_dir);
-    wait_signal(&set);
+    wait_signal(&a, &set);
   }
   stop_all(&a);
-  return rc ? 1 : 0;
+  return rc || store_broken ? 1 : 0;
 }

@@ -94,9 +94,16 @@ R.check(refused is not None and b"store" in refused[2] and refused[1].get("Retry
 R.check((k.metric('audit_rejected_total{reason="store_error"}') or 0) >= 1,
         "the refusal is counted by reason")
 R.check(len(acked) > 0, "some batches were acknowledged first: %d" % len(acked))
+try:
+    rc = k.proc.wait(timeout=15)
+except subprocess.TimeoutExpired:
+    rc = None
+R.check(rc == 1 and "the store cannot write any more" in k.logtext(),
+        "kelemetry stops with a non-zero status and says why: %s" % rc)
 print("acked %d batches before the disk was full" % len(acked))
-k.proc.kill()  # whatever it does next, the acknowledged batches must survive
-k.proc.wait()
+if k.proc.poll() is None:
+    k.proc.kill()
+    k.proc.wait()
 k.log.close()
 k2 = Kelemetry("--storage-retention", "0", data_dir=k.dir)
 k2.start()
