@@ -14,6 +14,7 @@
 #include "audit/kt_consumer.h"
 #include "core/kt_grow.h"
 #include "core/kt_log.h"
+#include "diff/kt_decorator.h"
 #include "store/kt_span.h"
 #include "store/kt_store.h"
 
@@ -72,19 +73,65 @@ void kt_inbox_free(struct kt_inbox *ib)
   free(ib);
 }
 
+static int is_secret(const cJSON *ev)
+{
+  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ev, "objectRef");
+  const char *r = kt_json_str(ref, "resource"), *g = kt_json_str(ref, "apiGroup");
+  return r && !strcmp(r, "secrets") && (!g || !*g);
+}
+
+/* The body to keep when a Secret's values are in it: the same events with
+ * those values replaced by their length (as the decorator does before
+ * anything else is stored), or NULL when the raw body holds none. */
+static char *without_secrets(cJSON *items, int single)
+{
+  int found = 0;
+  cJSON *it;
+  if (single) {
+    found = is_secret(items);
+  } else {
+    cJSON_ArrayForEach(it, items) found |= is_secret(it);
+  }
+  if (!found)
+    return NULL;
+  for (it = single ? items : items->child; it; it = single ? NULL : it->next) {
+    if (!is_secret(it))
+      continue;
+    kt_decorator_sanitize(cJSON_GetObjectItemCaseSensitive(it, "requestObject"), "", "secrets");
+    kt_decorator_sanitize(cJSON_GetObjectItemCaseSensitive(it, "responseObject"), "", "secrets");
+  }
+  if (single)
+    return cJSON_PrintUnformatted(items);
+  cJSON *list = cJSON_CreateObject();
+  cJSON_AddStringToObject(list, "kind", "EventList");
+  cJSON_AddStringToObject(list, "apiVersion", "audit.k8s.io/v1");
+  cJSON_AddItemToObject(list, "items", cJSON_CreateArrayReference(items->child));
+  char *text = cJSON_PrintUnformatted(list);
+  cJSON_Delete(list);
+  return text;
+}
+
 int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
                     const char *source, const char *body, size_t len,
                     cJSON *items, int single, struct kt_submit_result *res)
 {
+  /* Secret values must never reach the disk, not even in the inbox. */
+  char *clean = without_secrets(items, single);
+  if (clean) {
+    body = clean;
+    len = strlen(clean);
+  }
   struct entry *e = new_entry(ib, NULL);
   size_t hl = strlen(cluster) + strlen(source) + 2;
   char *val = e ? malloc(hl + len) : NULL;
   if (!val) {
     free(e);
+    free(clean);
     return -ENOMEM;
   }
   snprintf(val, hl + 1, "%s\n%s\n", cluster, source);
   memcpy(val + hl, body, len);
+  free(clean);
   int rc = kt_store_kv_put(ib->st, KV_NS, e->key, val, hl + len, 0);
   free(val);
   if (!rc)

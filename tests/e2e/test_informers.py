@@ -223,6 +223,29 @@ try:
                           if s["operationName"].startswith("quiet-rs-p1")], 10)
     R.check(spans, "the Pod is linked under its ReplicaSet without a body in its event")
 
+    # ---- a Secret's values: not in watch diffs or snapshots either ----------
+    import base64
+    sval = "WATCHED-SECRET-77a1"
+    srv.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds",
+                "namespace": "default"}, "data": {"pw": base64.b64encode(sval.encode()).decode()}})
+    srv.patch("secrets", "default", "creds",
+              {"data": {"pw": base64.b64encode((sval + "-longer").encode()).decode()}})
+
+    def secret_patch():
+        spans = trace_of(k, "secrets", "creds")
+        return [v for s in spans for v in log_values(s) if "data.pw" in v]
+    lines = wait(secret_patch, 15)
+    R.check(lines and "(redacted" in lines[0] and sval not in lines[0],
+            "the Secret's change is shown by length only: %s" % lines)
+    found = []
+    for name in os.listdir(k.dir):
+        with open(os.path.join(k.dir, name), "rb") as f:
+            data = f.read()
+        for needle in (sval, base64.b64encode(sval.encode()).decode()):
+            if needle.encode() in data:
+                found.append(name)
+    R.check(not found, "no watched Secret value in the data directory: %s" % found)
+
     # ---- live filter: the ConfigMap's exclude-regex applies at once ---------
     live = 'audit_consumer_event_total{cluster="fake",outcome="excluded_live_regex"}'
     srv.create({"apiVersion": "v1", "kind": "ConfigMap",

@@ -100,6 +100,51 @@ with Kelemetry("--http-tls-cert", p("server.crt"), "--http-tls-key", p("server.k
     st, _, _ = k.get(k.metrics, "/metrics")
     R.check(st == 200, "metrics stay open to the scraper")
 
+# A Secret's values never reach the disk: not in spans, not in the
+# write-ahead inbox (even for the moment before a body is processed).
+SECRET = "SUPERSECRET-0c9f31"
+b64 = base64.b64encode(SECRET.encode()).decode()
+secret_obj = {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+              "metadata": {"name": "db", "namespace": "default", "resourceVersion": "7",
+                           "annotations": {"kubectl.kubernetes.io/last-applied-configuration":
+                                           '{"stringData":{"p":"%s"}}' % SECRET}},
+              "data": {"password": b64}, "stringData": {"p": SECRET}}
+ev = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+      "auditID": "5ec2e7a0-0000-4000-8000-000000000001", "stage": "ResponseComplete",
+      "requestURI": "/api/v1/namespaces/default/secrets", "verb": "create",
+      "user": {"username": "alice"}, "sourceIPs": ["10.0.0.1"], "userAgent": "kubectl",
+      "objectRef": {"resource": "secrets", "namespace": "default", "name": "db",
+                    "apiVersion": "v1"},
+      "responseStatus": {"metadata": {}, "code": 201},
+      "requestObject": secret_obj, "responseObject": secret_obj,
+      "requestReceivedTimestamp": "2026-01-01T00:00:00.000000Z",
+      "stageTimestamp": "2026-01-01T00:00:00.100000Z"}
+sd = tempfile.mkdtemp(prefix="kt-secret-")
+
+
+def leaks():
+    found = []
+    for name in os.listdir(sd):
+        with open(os.path.join(sd, name), "rb") as f:
+            data = f.read()
+        if SECRET.encode() in data or b64.encode() in data:
+            found.append(name)
+    return found
+
+
+k = Kelemetry("--storage-retention", "0", data_dir=sd).start()
+st, _, _ = k.post_audit({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                         "metadata": {}, "items": [ev]}, "sec")
+k.proc.kill()  # right after the 200: the body sits in the write-ahead inbox
+k.proc.wait()
+k.log.close()
+R.check(st == 200, "secret event accepted")
+R.check(not leaks(), "no Secret value on disk while the event waits in the inbox: %s" % leaks())
+with Kelemetry("--storage-retention", "0", data_dir=sd) as k:
+    k.wait_ingested("sec", 1)
+R.check(not leaks(), "nor once it is processed: %s" % leaks())
+subprocess.run(["rm", "-rf", sd])
+
 # A bad credentials file stops the start with one line.
 with open(p("users-bad"), "w") as f:
     f.write("nocolon\n")
