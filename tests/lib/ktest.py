@@ -11,7 +11,9 @@ import time
 import urllib.error
 import urllib.request
 
-BIN = os.environ.get("KT_BIN", "build/kelemetry")
+# KT_BIN_WRAP: the binary under a wrapper (scripts/valgrind.sh), which
+# ctest's own KT_BIN would override.
+BIN = os.environ.get("KT_BIN_WRAP") or os.environ.get("KT_BIN", "build/kelemetry")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -75,8 +77,8 @@ class Kelemetry:
             rc = self.proc.returncode if self.proc else 0
         self.log.close()
         text = self.logtext() if self.proc else ""
-        if "Sanitizer" in text or "runtime error:" in text:
-            raise RuntimeError("sanitizer report: %s" % text)
+        if "Sanitizer" in text or "runtime error:" in text or rc == 99:
+            raise RuntimeError("sanitizer or valgrind report: %s" % text)
         return rc
 
     def __enter__(self):
