@@ -38,7 +38,7 @@
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "ops/kt_kubecheck.h"
-#include "ops/kt_scan.h"
+#include "ops/kt_scanpods.h"
 #include "frontend/kt_frontend.h"
 #include "frontend/kt_modes.h"
 #include "store/kt_store.h"
@@ -530,17 +530,8 @@ static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
 
 int main(int argc, char **argv)
 {
-  if (argc > 1 && strcmp(argv[1], "scan") == 0) {
-    const char *def[] = {"http://127.0.0.1:9090/metrics"};
-    if (argc > 2 && argv[2][0] == '-') {
-      printf("usage: kelemetry scan [METRICS_URL...]\n"
-             "  reads kelemetry metrics (default %s) and reports problems;\n"
-             "  exit 0 healthy, 1 attention needed, 2 unreachable\n", def[0]);
-      return 0;
-    }
-    return argc > 2 ? kt_scan((const char *const *)argv + 2, argc - 2, stdout)
-                    : kt_scan(def, 1, stdout);
-  }
+  if (argc > 1 && strcmp(argv[1], "scan") == 0)
+    return kt_scan_main(argc - 2, argv + 2, stdout);
   int replay = argc > 1 && strcmp(argv[1], "replay") == 0;
   int kube_check = argc > 1 && strcmp(argv[1], "kube-check") == 0;
   replay_mode = replay;

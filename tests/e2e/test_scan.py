@@ -41,6 +41,38 @@ with Kelemetry() as k:
     rc, out = scan("http://127.0.0.1:%d/metrics" % k.metrics)
     R.check(rc == 0 and "[!]" not in out, "healthy instance: %d %s" % (rc, out))
 
+# Instances found through the Kubernetes API by the chart's labels.
+from fake_apiserver import FakeApiserver  # noqa: E402
+srv = FakeApiserver(tls=True, token="t").start()
+with Kelemetry() as k:
+    kc = srv.write_kubeconfig(os.path.join(k.dir, "kubeconfig"))
+    srv._seed("pods", "kelemetry", {"metadata": {
+        "name": "kelemetry-0", "namespace": "kelemetry",
+        "labels": {"app.kubernetes.io/name": "kelemetry", "app.kubernetes.io/instance": "rel"}},
+        "spec": {"containers": [{"name": "kelemetry", "image": "kelemetry",
+                                 "ports": [{"name": "webhook", "containerPort": k.http},
+                                           {"name": "metrics", "containerPort": k.metrics}]}]},
+        "status": {"podIP": "127.0.0.1", "conditions": [
+            {"type": "Ready", "status": "False", "message": "containers not ready"}]}})
+    srv._seed("pods", "kelemetry", {"metadata": {
+        "name": "other", "namespace": "kelemetry", "labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "x", "image": "x"}]}})
+    p = subprocess.run([BIN, "scan", "--kube-config", kc, "--namespace", "kelemetry",
+                        "--release", "rel"], capture_output=True, timeout=30)
+    out = p.stdout.decode()
+    R.check("Found 1 kelemetry pods" in out and "kelemetry-0: Ready False: containers not ready"
+            in out, "pods found by label, failing conditions shown: %s" % out)
+    R.check(p.returncode == 1 and "Received 0 webhook requests" in out,
+            "their metrics scanned: %d %s" % (p.returncode, out))
+    p = subprocess.run([BIN, "scan", "--kube-config", kc, "--namespace", "nowhere"],
+                       capture_output=True, timeout=30)
+    R.check(p.returncode == 2 and "Found 0 kelemetry pods" in p.stdout.decode(),
+            "no pods: exit 2: %s" % p.stdout.decode())
+    p = subprocess.run([BIN, "scan", "--bogus"], capture_output=True, timeout=30)
+    R.check(p.returncode == 2 and "usage" in p.stdout.decode(), "bad usage: exit 2")
+srv.stop()
+srv.cleanup()
+
 rc, out = scan("http://127.0.0.1:1/metrics")
 R.check(rc == 2 and "cannot connect" in out, "unreachable: %d %s" % (rc, out))
 R.finish()
