@@ -46,7 +46,8 @@ struct kt_aggregator {
   int npseudo, nevent;
   struct tag_rule rules[16];
   int nrules;
-  struct kt_metric *m_send, *m_lazy, *m_link;
+  struct kt_defer m_send; /* aggregator_send (§3.2) */
+  struct kt_metric *m_lazy, *m_link;
 };
 
 static int parse_kv_list(const char *s, struct kv *out, int max)
@@ -143,9 +144,9 @@ int kt_aggregator_new(const struct kt_agg_opts *o, struct kt_store *store,
     return -EINVAL;
   }
   struct kt_metrics *r = kt_metrics_default();
-  a->m_send = kt_metrics_counter(r, "aggregator_send_total",
+  kt_defer_register(&a->m_send, "aggregator_send",
       "Event spans sent, by trace source and outcome",
-      (const char *const[]){"cluster", "traceSource", "success", NULL});
+      (const char *const[]){"cluster", "traceSource", "success", "error", NULL});
   a->m_lazy = kt_metrics_counter(r, "aggregator_lazy_span_total",
       "Pseudo span lookups: fetch (existed), create, error",
       (const char *const[]){"pseudoType", "result", NULL});
@@ -535,11 +536,12 @@ int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
                        struct kt_span *ev)
 {
   struct ctx octx;
+  int64_t t0 = kt_mono_us();
   int rc = ensure_object_span(a, obj, ev->start_us, &octx, 0);
   const char *src = ev->service;
   if (rc) {
-    kt_metric_inc(a->m_send,
-                  (const char *const[]){obj->cluster, src, "false"});
+    kt_defer_done(&a->m_send, (const char *const[]){obj->cluster, src, "false",
+                                                    "EnsureObjectSpan"}, t0);
     kt_span_free(ev);
     return rc;
   }
@@ -556,6 +558,8 @@ int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
     add_resource_tags(a, ev, obj, obj->body);
   /* Quirk §9.1 not copied: event spans get the event global tags. */
   add_kv_tags(ev, a->event_tags, a->nevent);
-  kt_metric_inc(a->m_send, (const char *const[]){obj->cluster, src, "true"});
-  return kt_store_put(a->store, ev);
+  rc = kt_store_put(a->store, ev);
+  kt_defer_done(&a->m_send, (const char *const[]){obj->cluster, src, rc ? "false" : "true",
+                                                  rc ? "StoreSpan" : "<nil>"}, t0);
+  return rc;
 }

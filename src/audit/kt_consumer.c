@@ -17,6 +17,7 @@
 #include "core/kt_map.h"
 #include "core/kt_metrics.h"
 #include "core/kt_queue.h"
+#include "core/kt_time.h"
 #include "diff/kt_decorator.h"
 #include "kelemetrix/kt_kelemetrix.h"
 #include "store/kt_span.h"
@@ -38,6 +39,7 @@ struct kt_consumer {
   pthread_t *threads;
   unsigned nthreads;
   struct kt_metric *m_events, *m_rejected;
+  struct kt_metric *m_e2e; /* audit_consumer_e2e_latency (§3.2), ns */
   _Atomic uint64_t traced, filtered, failed, duplicate;
 };
 
@@ -181,6 +183,9 @@ static void process(struct kt_consumer *c, struct item *it)
     c->traced++;
   kt_metric_inc(c->m_events, (const char *const[]){
                                  ev->cluster, rc ? "aggregator_error" : "traced"});
+  kt_series_observe(kt_metric_series(c->m_e2e, (const char *const[]){
+                        ev->cluster, obj.group, ev->resource}),
+                    (double)(kt_now_us() - ev->stage_us) * 1000.0);
 }
 
 static void *worker(void *p)
@@ -217,6 +222,9 @@ int kt_consumer_new(const struct kt_consumer_opts *o, struct kt_filter *f,
   c->dec = d;
   c->agg = a;
   struct kt_metrics *r = kt_metrics_default();
+  c->m_e2e = kt_metrics_summary(r, "audit_consumer_e2e_latency_summary",
+      "Nanoseconds from an audit event's stageTimestamp to its span being sent",
+      (const char *const[]){"cluster", "apiGroup", "resource", NULL});
   c->m_events = kt_metrics_counter(r, "audit_consumer_event_total",
       "Audit events consumed, by outcome (traced or the filter's reason)",
       (const char *const[]){"cluster", "outcome", NULL});

@@ -2,6 +2,7 @@
 #include "audit/kt_webhook.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "audit/kt_consumer.h"
 #include "audit/kt_inbox.h"
 #include "core/kt_metrics.h"
+#include "core/kt_time.h"
 
 static int valid_cluster(const char *c)
 {
@@ -61,8 +63,35 @@ static void ok_body(struct kt_http_resp *resp, const struct kt_submit_result *r)
                    (size_t)(n > 639 ? 639 : n));
 }
 
+static int handle(void *ud, const struct kt_http_req *req,
+                  struct kt_http_resp *resp);
+
+static struct kt_defer m_request; /* audit_webhook_request (§3.2) */
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void register_metrics(void)
+{
+  kt_defer_register(&m_request, "audit_webhook_request",
+                    "Audit webhook requests, by cluster (any answer)",
+                    (const char *const[]){"cluster", NULL});
+}
+
 int kt_webhook_handle(void *ud, const struct kt_http_req *req,
                       struct kt_http_resp *resp)
+{
+  int64_t t0 = kt_mono_us();
+  pthread_once(&m_once, register_metrics);
+  struct kt_webhook *w = ud;
+  const char *cluster = w->default_cluster;
+  if (strncmp(req->path, "/audit/", 7) == 0 && req->path[7])
+    cluster = req->path + 7;
+  int rc = handle(ud, req, resp);
+  kt_defer_done(&m_request, (const char *const[]){valid_cluster(cluster) ? cluster : ""}, t0);
+  return rc;
+}
+
+static int handle(void *ud, const struct kt_http_req *req,
+                  struct kt_http_resp *resp)
 {
   struct kt_webhook *w = ud;
   const char *cluster = w->default_cluster;

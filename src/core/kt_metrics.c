@@ -15,6 +15,8 @@
  * registers its counter after unlocking). */
 #include "core/kt_metrics.h"
 
+#include "core/kt_time.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -842,4 +844,30 @@ int kt_metrics_scrape_value(const char *text, const char *series, double *out)
       p++;
   }
   return -ENOENT;
+}
+
+/* ---- DeferCount (§3.1) ---------------------------------------------------- */
+
+static const double defer_ns_bounds[] = {1e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7,
+                                         2.5e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 5e9, 1e10,
+                                         6e10};
+
+void kt_defer_register(struct kt_defer *d, const char *base, const char *help,
+                       const char *const *labels)
+{
+  char name[128];
+  struct kt_metrics *r = kt_metrics_default();
+  snprintf(name, sizeof name, "%s_count", base);
+  d->count = kt_metrics_counter(r, name, help, labels);
+  snprintf(name, sizeof name, "%s_histogram", base);
+  d->hist = kt_metrics_histogram(r, name, help, labels, defer_ns_bounds,
+                                 sizeof defer_ns_bounds / sizeof defer_ns_bounds[0]);
+}
+
+void kt_defer_done(struct kt_defer *d, const char *const *values,
+                   int64_t start_mono_us)
+{
+  kt_series_add(kt_metric_series(d->count, values), 1);
+  kt_series_observe(kt_metric_series(d->hist, values),
+                    (double)(kt_mono_us() - start_mono_us) * 1000.0);
 }

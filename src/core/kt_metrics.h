@@ -17,6 +17,7 @@
 #ifndef KT_METRICS_H
 #define KT_METRICS_H
 #include <stddef.h>
+#include <stdint.h>
 
 enum kt_metric_kind { KT_COUNTER, KT_GAUGE, KT_HISTOGRAM, KT_SUMMARY };
 
@@ -90,5 +91,17 @@ char *kt_metrics_render(struct kt_metrics *r, size_t *len);
  * its value into *out. 0, -ENOENT when there is no such line, -EINVAL when
  * its value does not parse. */
 int kt_metrics_scrape_value(const char *text, const char *series, double *out);
+
+/* The original's "DeferCount" pair (behaviour spec §3.1): a counter
+ * <base>_count and a histogram <base>_histogram of elapsed nanoseconds,
+ * same labels. Used for the §3.2 inventory names. */
+struct kt_defer {
+  struct kt_metric *count, *hist;
+};
+void kt_defer_register(struct kt_defer *d, const char *base, const char *help,
+                       const char *const *labels);
+/* Counts one operation that started at start_mono_us (kt_mono_us()). */
+void kt_defer_done(struct kt_defer *d, const char *const *values,
+                   int64_t start_mono_us);
 
 #endif

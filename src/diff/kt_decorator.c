@@ -215,6 +215,17 @@ static cJSON *informer_patch(struct kt_decorator *d,
   }
 }
 
+/* diff_informer_latency (§3.2): watch time minus audit stage time, ns. */
+static struct kt_metric *informer_latency(void)
+{
+  static const double ns[] = {-1e9, -1e8, -1e7, 0, 1e6, 1e7, 5e7, 1e8, 2.5e8,
+                              5e8, 1e9, 2.5e9, 5e9, 1e10, 3e10};
+  return kt_metrics_histogram(kt_metrics_default(), "diff_informer_latency_histogram",
+      "Nanoseconds from the audit stage time to the watch seeing the change",
+      (const char *const[]){"cluster", "apiGroup", "resource", NULL}, ns,
+      sizeof ns / sizeof ns[0]);
+}
+
 /* Attaches a watch patch; returns the outcome label. */
 static const char *apply_patch(const struct kt_audit_event *ev,
                                const cJSON *patch, struct kt_span *span)
@@ -225,6 +236,9 @@ static const char *apply_patch(const struct kt_audit_event *ev,
   if (cJSON_IsNumber(t)) {
     go_duration((int64_t)t->valuedouble - ev->stage_us, lat, sizeof lat);
     kt_span_add_tag(span, "informer latency", lat);
+    kt_series_observe(kt_metric_series(informer_latency(), (const char *const[]){
+                          ev->cluster, ev->api_group ? ev->api_group : "", ev->resource}),
+                      (t->valuedouble - (double)ev->stage_us) * 1000.0);
   }
   if (cJSON_IsTrue(cJSON_GetObjectItem(patch, "redacted"))) {
     kt_span_add_log(span, ev->stage_us, "kelemetryError",

@@ -561,10 +561,33 @@ static int h_traces_by_ids(struct kt_frontend *f, const struct kt_http_req *req,
   return 0;
 }
 
+/* frontend_find_traces and frontend_get_trace (§3.2). */
+static struct kt_defer m_find, m_get;
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void register_metrics(void)
+{
+  kt_defer_register(&m_find, "frontend_find_traces", "Trace searches", NULL);
+  kt_defer_register(&m_get, "frontend_get_trace", "Traces shown by id", NULL);
+}
+
+static int traces(struct kt_frontend *f, const struct kt_http_req *req,
+                  struct kt_http_resp *resp);
+
 static int h_traces(void *ud, const struct kt_http_req *req,
                     struct kt_http_resp *resp)
 {
-  struct kt_frontend *f = ud;
+  int64_t t0 = kt_mono_us();
+  pthread_once(&m_once, register_metrics);
+  int by_id = strncmp(req->path, "/api/traces/", 12) == 0 || kt_http_query(req, "traceID");
+  int rc = traces(ud, req, resp);
+  kt_defer_done(by_id ? &m_get : &m_find, NULL, t0);
+  return rc;
+}
+
+static int traces(struct kt_frontend *f, const struct kt_http_req *req,
+                  struct kt_http_resp *resp)
+{
   char err[256];
   if (strncmp(req->path, "/api/traces/", 12) == 0) {
     cJSON *tr = NULL;

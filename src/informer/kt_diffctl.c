@@ -241,10 +241,25 @@ static void prepare(void *ud, cJSON *obj)
   kt_decorator_sanitize(obj, w->gvr.group, w->gvr.resource);
 }
 
+/* diff_controller_on_create/_on_update/_on_delete (§3.2; the original
+ * never emitted on_create and counted both snapshots as on_delete). */
+static struct kt_defer m_on[3];
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void register_on_metrics(void)
+{
+  const char *const labels[] = {"apiGroup", "resource", NULL};
+  kt_defer_register(&m_on[KT_ADDED], "diff_controller_on_create", "Objects added", labels);
+  kt_defer_register(&m_on[KT_MODIFIED], "diff_controller_on_update", "Objects changed", labels);
+  kt_defer_register(&m_on[KT_DELETED], "diff_controller_on_delete", "Objects deleted", labels);
+}
+
 static void change(void *ud, enum kt_change type, const cJSON *old,
                    const cJSON *obj, int initial)
 {
   struct watched *w = ud;
+  int64_t t0 = kt_mono_us();
+  pthread_once(&m_once, register_on_metrics);
   char key[1024];
   object_key(w, obj ? obj : old, key, sizeof key);
   if (type == KT_ADDED && !initial)
@@ -253,6 +268,7 @@ static void change(void *ud, enum kt_change type, const cJSON *old,
     patch(w, key, old, obj);
   else if (type == KT_DELETED && old)
     snapshot(w, key, "deletion", old);
+  kt_defer_done(&m_on[type], (const char *const[]){w->gvr.group, w->gvr.resource}, t0);
 }
 
 static void start_watch(struct kt_diffctl *d, const struct kt_gvr *g)

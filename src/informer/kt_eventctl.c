@@ -34,6 +34,7 @@ struct kt_eventctl {
   int64_t disc_at;
   struct kt_eventctl_stats st;
   struct kt_metric *m_events;
+  struct kt_defer m_handle; /* event_handle (§3.2) */
   struct kt_reflector *r;
   pthread_t thread;
   volatile int stop;
@@ -177,43 +178,44 @@ static int64_t event_time(const cJSON *ev)
   return 0;
 }
 
-static void handle(struct kt_eventctl *c, const cJSON *ev)
+/* Returns the original's error label (event_handle, §3.2); *res gets the
+ * involved object's resource when resolved. */
+static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr *g)
 {
   int64_t t = event_time(ev);
   if (!t) {
     count(c, &c->st.no_time, "no_time");
-    return;
+    return "InferTimestamp";
   }
   if (t < c->last_event_us) {
     count(c, &c->st.before_restart, "before_restart");
-    return;
+    return "BeforeRestart";
   }
   if (kt_now_us() - t > c->max_age_us) {
     count(c, &c->st.too_old, "too_old");
-    return;
+    return "EventTooOld";
   }
   const cJSON *io = cJSON_GetObjectItem(ev, "involvedObject");
   if (!io)
     io = cJSON_GetObjectItem(ev, "regarding");
   const char *api = kt_json_str(io, "apiVersion"), *kind = kt_json_str(io, "kind");
-  struct kt_gvr g;
-  if (!kind || resolve(c, api, kind, &g)) {
+  if (!kind || resolve(c, api, kind, g)) {
     count(c, &c->st.unknown_kind, "unknown_kind");
-    return;
+    return "UnknownGVK";
   }
   char gr[300];
   snprintf(gr, sizeof gr, ",%s,", c->exclude);
   char me[300];
-  snprintf(me, sizeof me, ",%s%s%s,", g.group, *g.group ? "/" : "", g.resource);
+  snprintf(me, sizeof me, ",%s%s%s,", g->group, *g->group ? "/" : "", g->resource);
   if (strstr(gr, me)) {
     count(c, &c->st.unknown_kind, "filtered");
-    return;
+    return "Filtered";
   }
   const char *reason = kt_json_str(ev, "reason");
   struct kt_span *s = kt_span_new("event", reason ? reason : "Event");
   if (!s) {
     count(c, &c->st.failed, "failed");
-    return;
+    return "SendTrace";
   }
   s->start_us = t;
   s->end_us = t + 1000000;
@@ -238,17 +240,17 @@ static void handle(struct kt_eventctl *c, const cJSON *ev)
            kt_json_str(md, "uid") ? kt_json_str(md, "uid") : "",
            kt_json_str(md, "resourceVersion") ? kt_json_str(md, "resourceVersion") : "");
   s->span_id = kt_hash(idsrc, strlen(idsrc)) | 1;
-  struct kt_object obj = {c->cluster, g.group, g.version, g.resource,
+  struct kt_object obj = {c->cluster, g->group, g->version, g->resource,
                           kt_json_str(io, "namespace") ? kt_json_str(io, "namespace") : "",
                           kt_json_str(io, "name") ? kt_json_str(io, "name") : "",
                           kt_json_str(io, "uid"), NULL};
   if (kt_aggregator_has_event(c->agg, &obj, t, s->span_id)) {
     kt_span_free(s);
-    return;
+    return "AlreadyTraced";
   }
   if (kt_aggregator_send(c->agg, &obj, s)) {
     count(c, &c->st.failed, "failed");
-    return;
+    return "SendTrace";
   }
   pthread_mutex_lock(&c->mu);
   if (t > c->newest_us)
@@ -257,13 +259,29 @@ static void handle(struct kt_eventctl *c, const cJSON *ev)
   c->st.traced++;
   pthread_mutex_unlock(&c->mu);
   kt_metric_inc(c->m_events, (const char *const[]){c->cluster, "traced"});
+  return "<nil>";
 }
 
 static void change(void *ud, enum kt_change type, const cJSON *old,
                    const cJSON *obj, int initial)
 {
-  if (type != KT_DELETED)
-    handle(ud, obj);
+  struct kt_eventctl *c = ud;
+  if (type == KT_DELETED)
+    return;
+  int64_t t0 = kt_mono_us();
+  struct kt_gvr g;
+  memset(&g, 0, sizeof g);
+  const char *err = handle(c, obj, &g);
+  const cJSON *io = cJSON_GetObjectItem(obj, "involvedObject");
+  if (!io)
+    io = cJSON_GetObjectItem(obj, "regarding");
+  const char *api = kt_json_str(io, "apiVersion"), *slash = api ? strchr(api, '/') : NULL;
+  char group[128];
+  snprintf(group, sizeof group, "%.*s", slash ? (int)(slash - api) : 0, api ? api : "");
+  const char *et = kt_json_str(obj, "eventTime");
+  kt_defer_done(&c->m_handle, (const char *const[]){
+      group, slash ? slash + 1 : api ? api : "", kt_json_str(io, "kind") ? kt_json_str(io, "kind") : "",
+      g.resource, et ? "eventTime" : "lastTimestamp", err}, t0);
 }
 
 struct kt_eventctl *kt_eventctl_start(struct kt_kube *kube,
@@ -285,6 +303,8 @@ struct kt_eventctl *kt_eventctl_start(struct kt_kube *kube,
   c->m_events = kt_metrics_counter(kt_metrics_default(), "event_controller_events_total",
       "Kubernetes Events seen by the event controller, by cluster and outcome",
       (const char *const[]){"cluster", "outcome", NULL});
+  kt_defer_register(&c->m_handle, "event_handle", "Kubernetes Events handled, by kind and error",
+      (const char *const[]){"group", "version", "kind", "resource", "timestampType", "error", NULL});
   c->last_event_us = read_checkpoint(c);
   /* core/v1 Events, or events.k8s.io/v1 where that is all there is. */
   char err[512];

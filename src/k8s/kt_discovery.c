@@ -2,12 +2,15 @@
 #include "k8s/kt_discovery.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/kt_grow.h"
 #include "core/kt_log.h"
+#include "core/kt_metrics.h"
+#include "core/kt_time.h"
 
 static int has_verb(const cJSON *verbs, const char *v)
 {
@@ -52,15 +55,28 @@ static int add_group_version(struct kt_kube *k, struct kt_discovery *d,
   return 0;
 }
 
+static struct kt_defer m_resync; /* discovery_resync (§3.2) */
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void register_metrics(void)
+{
+  kt_defer_register(&m_resync, "discovery_resync", "Discovery loads, by cluster",
+                    (const char *const[]){"cluster", NULL});
+}
+
 int kt_discovery_load(struct kt_kube *k, struct kt_discovery *d, char *err,
                       size_t errlen)
 {
   memset(d, 0, sizeof *d);
   size_t cap = 0;
   int status, rc = 0;
+  int64_t t0 = kt_mono_us();
+  pthread_once(&m_once, register_metrics);
   cJSON *core = kt_kube_get_json(k, "/api", &status, err, errlen);
-  if (!core)
+  if (!core) {
+    kt_defer_done(&m_resync, (const char *const[]){kt_kube_cluster(k)}, t0);
     return status < 0 ? status : -EIO;
+  }
   const cJSON *it;
   /* The core group's first version is its preferred one. */
   const cJSON *v0 = cJSON_GetArrayItem(cJSON_GetObjectItem(core, "versions"), 0);
@@ -82,6 +98,7 @@ int kt_discovery_load(struct kt_kube *k, struct kt_discovery *d, char *err,
   cJSON_Delete(groups);
   if (rc)
     kt_discovery_free(d);
+  kt_defer_done(&m_resync, (const char *const[]){kt_kube_cluster(k)}, t0);
   return rc;
 }
 

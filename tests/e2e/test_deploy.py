@@ -1822,7 +1822,7 @@ def check_dockerfile():
     with open(os.path.join(SRC, "scripts", "install-deps.sh")) as f:
         deps = re.search(r'PKGS="([^"]*)"', f.read()).group(1).split()
     test_only = {"libcmocka-dev", "clang", "chromium", "libclang-rt-14-dev", "python3", "jq",
-                 "curl", "openssl"}
+                 "curl", "openssl", "valgrind"}
     R.check(set(deps) - test_only <= set(build),
             "Dockerfile: builds with install-deps.sh's packages: missing %s"
             % sorted(set(deps) - test_only - set(build)))
