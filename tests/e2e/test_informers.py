@@ -194,6 +194,29 @@ try:
         R.check(not any("managedFields" in v for v in log_values(s)), "no managedFields")
     R.check(metric(k, 'diff_decorator_total{verb="patch",outcome="informer"}') >= 1,
             "decorator outcome counted")
+    # The user's delete: the Deployment answers with a Status, so the
+    # snapshot comes from what the watch last saw.
+    if kubectl:
+        p = subprocess.run([kubectl, "delete", "deployment", "web", "--wait=false"], env=env,
+                           capture_output=True, timeout=30)
+        R.check(p.returncode == 0, "kubectl delete: %s" % p.stderr[-300:])
+    else:
+        srv.delete("deployments", "default", "web")
+
+    def delete_snapshot():
+        for s in trace_of(k, "deployments", "web"):
+            if s["operationName"].endswith(" delete"):
+                for v in log_values(s):
+                    try:
+                        o = json.loads(v)
+                    except ValueError:
+                        continue
+                    if isinstance(o, dict) and o.get("metadata", {}).get("name") == "web":
+                        return o
+        return None
+    snap = wait(delete_snapshot, 20)
+    R.check(snap is not None and snap["spec"]["replicas"] == 4,
+            "the delete carries the last state (replicas 4): %s" % (snap or {}).get("spec"))
 
     # ---- object cache: an event without a body is still linked ------------
     # Objects created behind kelemetry's back (no audit): only a GET can
