@@ -558,8 +558,10 @@ int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
     add_resource_tags(a, ev, obj, obj->body);
   /* Quirk §9.1 not copied: event spans get the event global tags. */
   add_kv_tags(ev, a->event_tags, a->nevent);
+  char source[32]; /* ev belongs to the store once put */
+  snprintf(source, sizeof source, "%s", src);
   rc = kt_store_put(a->store, ev);
-  kt_defer_done(&a->m_send, (const char *const[]){obj->cluster, src, rc ? "false" : "true",
+  kt_defer_done(&a->m_send, (const char *const[]){obj->cluster, source, rc ? "false" : "true",
                                                   rc ? "StoreSpan" : "<nil>"}, t0);
   return rc;
 }
