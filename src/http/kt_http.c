@@ -3,6 +3,7 @@
  * up to the server's body limit; past it the request is answered 413
  * without reading further. */
 #include "http/kt_http.h"
+#include "core/kt_hex.h"
 
 #include <netinet/in.h> /* microhttpd.h needs it and does not include it */
 #include <sys/socket.h>
@@ -52,19 +53,13 @@ static __thread struct {
   int n;
 } offline;
 
-static int hexval(char c)
-{
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* Percent-decodes [s, end) into *o (bounded by lim); returns the start. */
 static char *decode_into(const char *s, const char *end, char **o, char *lim)
 {
   char *start = *o;
   for (; s < end && *o < lim - 1; s++) {
     int h, l;
-    if (*s == '%' && end - s > 2 && (h = hexval(s[1])) >= 0 && (l = hexval(s[2])) >= 0) {
+    if (*s == '%' && end - s > 2 && (h = kt_hexval(s[1])) >= 0 && (l = kt_hexval(s[2])) >= 0) {
       *(*o)++ = (char)(h << 4 | l);
       s += 2;
     } else {

@@ -209,6 +209,16 @@ static void *run(void *p)
   return NULL;
 }
 
+static void elector_free(struct kt_elector *e)
+{
+  free(e->obs);
+  free(e->component);
+  free(e->ns);
+  free(e->name);
+  free(e->identity);
+  free(e);
+}
+
 struct kt_elector *kt_elector_start(struct kt_kube *kube,
                                     const struct kt_elector_opts *o,
                                     void (*start)(void *ud),
@@ -237,12 +247,7 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
       (const char *const[]){"component", NULL});
   e->gauge = kt_metric_series(m, (const char *const[]){e->component});
   if (!e->obs || pthread_create(&e->thread, NULL, run, e)) {
-    free(e->obs);
-    free(e->component);
-    free(e->ns);
-    free(e->name);
-    free(e->identity);
-    free(e);
+    elector_free(e);
     return NULL;
   }
   return e;
@@ -260,12 +265,7 @@ void kt_elector_stop(struct kt_elector *e)
     return;
   e->quit = 1;
   pthread_join(e->thread, NULL);
-  free(e->obs);
-  free(e->component);
-  free(e->ns);
-  free(e->name);
-  free(e->identity);
-  free(e);
+  elector_free(e);
 }
 
 int kt_elector_leading(const struct kt_elector *e)

@@ -8,6 +8,7 @@
  * hasSelector and timeoutSeconds together. Nothing is allocated per event
  * and nothing is locked except the registry's series lookup. */
 #include "kelemetrix/kt_kelemetrix.h"
+#include "core/kt_hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -121,22 +122,11 @@ struct uri {
   double timeout;
 };
 
-static int hexval(int ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
 /* Every '%' in [s, e) is followed by two hex digits. */
 static int escapes_ok(const char *s, const char *e)
 {
   for (; s < e; s++)
-    if (*s == '%' && (e - s < 3 || hexval(s[1]) < 0 || hexval(s[2]) < 0))
+    if (*s == '%' && (e - s < 3 || kt_hexval(s[1]) < 0 || kt_hexval(s[2]) < 0))
       return 0;
   return 1;
 }
@@ -152,7 +142,7 @@ static long qunescape(const char *s, const char *e, char *out, size_t cap)
   for (; s < e; n++) {
     char ch = *s == '+' ? ' ' : *s;
     if (*s == '%') {
-      ch = (char)(hexval(s[1]) << 4 | hexval(s[2]));
+      ch = (char)(kt_hexval(s[1]) << 4 | kt_hexval(s[2]));
       s += 3;
     } else {
       s++;

@@ -2,6 +2,7 @@
  * cursor; no recursion deeper than one array, so hostile input cannot
  * exhaust the stack. Every failure names the line it happened on. */
 #include "kelemetrix/kt_toml.h"
+#include "core/kt_hex.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -204,17 +205,6 @@ static int put_utf8(struct sbuf *sb, uint32_t cp)
   return 0;
 }
 
-static int hexval(int ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
 /* \uXXXX or \UXXXXXXXX, cursor on the u/U. */
 static int unicode_escape(struct cur *c, struct sbuf *sb)
 {
@@ -222,7 +212,7 @@ static int unicode_escape(struct cur *c, struct sbuf *sb)
   uint32_t cp = 0;
   c->p++;
   for (size_t i = 0; i < n; i++) {
-    int h = hexval(peek(c, i));
+    int h = kt_hexval(peek(c, i));
     if (h < 0)
       return fail(c, "\\%c needs %zu hex digits", n == 4 ? 'u' : 'U', n);
     cp = cp << 4 | (uint32_t)h;
