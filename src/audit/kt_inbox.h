@@ -16,7 +16,8 @@ struct kt_consumer;
 struct kt_submit_result;
 struct kt_inbox;
 
-int kt_inbox_new(struct kt_store *st, struct kt_consumer *c,
+/* compress: store bodies as zstd frames (about ten times less to write). */
+int kt_inbox_new(struct kt_store *st, struct kt_consumer *c, int compress,
                  struct kt_inbox **out);
 void kt_inbox_free(struct kt_inbox *ib);
 /* Records body durably and queues its items (as kt_consumer_submit, never

@@ -14,6 +14,8 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "store/kt_store.h"
 
+#include "core/kt_zstd.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -143,39 +145,6 @@ static void encode_logs(const struct kt_span *s, struct enc *e)
   }
 }
 
-/* zstd contexts per thread (creating one per call would cost more than
- * compressing a few KB), freed when the thread ends. */
-struct zctx {
-  ZSTD_CCtx *c;
-  ZSTD_DCtx *d;
-};
-static pthread_key_t zkey;
-static pthread_once_t zonce = PTHREAD_ONCE_INIT;
-
-static void zctx_free(void *p)
-{
-  struct zctx *z = p;
-  ZSTD_freeCCtx(z->c);
-  ZSTD_freeDCtx(z->d);
-  free(z);
-}
-
-static void zkey_make(void)
-{
-  pthread_key_create(&zkey, zctx_free);
-}
-
-static struct zctx *zctx(void)
-{
-  pthread_once(&zonce, zkey_make);
-  struct zctx *z = pthread_getspecific(zkey);
-  if (!z && (z = calloc(1, sizeof *z))) {
-    z->c = ZSTD_createCCtx();
-    z->d = ZSTD_createDCtx();
-    pthread_setspecific(zkey, z);
-  }
-  return z && z->c && z->d ? z : NULL;
-}
 
 static int encode_body(const struct kt_span *s, struct enc *e)
 {
@@ -192,8 +161,8 @@ static int encode_body(const struct kt_span *s, struct enc *e)
     free(logs.b);
     return -ENOMEM;
   }
-  struct zctx *zc = logs.len >= COMPRESS_MIN ? zctx() : NULL;
-  size_t z = zc ? ZSTD_compressCCtx(zc->c, e->b + e->len + 11, bound, logs.b,
+  ZSTD_CCtx *zc = logs.len >= COMPRESS_MIN ? kt_zstd_cctx() : NULL;
+  size_t z = zc ? ZSTD_compressCCtx(zc, e->b + e->len + 11, bound, logs.b,
                                     logs.len, 1)
                 : 0;
   if (z && !ZSTD_isError(z) && z < logs.len) {
@@ -288,9 +257,9 @@ static int decode_body(struct kt_span *s, const void *body, size_t len)
   uint64_t raw = dec_varint(&d);
   if (d.bad || kind != LOGS_ZSTD || raw > ((uint64_t)256 << 20))
     return -EIO;
-  struct zctx *zc = zctx();
+  ZSTD_DCtx *zc = kt_zstd_dctx();
   unsigned char *buf = malloc(raw ? raw : 1);
-  size_t got = buf && zc ? ZSTD_decompressDCtx(zc->d, buf, raw, d.p,
+  size_t got = buf && zc ? ZSTD_decompressDCtx(zc, buf, raw, d.p,
                                                (size_t)(d.end - d.p)) : 0;
   if (!buf || ZSTD_isError(got) || got != raw) {
     free(buf);
