@@ -452,13 +452,3 @@ void kt_diffctl_stats(struct kt_diffctl *d, struct kt_diffctl_stats *out)
   out->patches = atomic_load(&d->patches);
   out->snapshots = atomic_load(&d->snapshots);
 }
-
-int kt_diffctl_synced(struct kt_diffctl *d)
-{
-  pthread_mutex_lock(&d->mu);
-  int ok = d->nw > 0;
-  for (size_t i = 0; ok && i < d->nw; i++)
-    ok = kt_reflector_synced(d->w[i]->r);
-  pthread_mutex_unlock(&d->mu);
-  return ok;
-}

@@ -46,7 +46,5 @@ void kt_diffctl_set_writer(struct kt_diffctl *d, int writer, int64_t hold_us);
 /* Stops every watch and frees (within about a second). */
 void kt_diffctl_stop(struct kt_diffctl *d);
 void kt_diffctl_stats(struct kt_diffctl *d, struct kt_diffctl_stats *out);
-/* Non-zero once every watched resource has been listed. */
-int kt_diffctl_synced(struct kt_diffctl *d);
 
 #endif

@@ -32,7 +32,6 @@ struct kt_eventctl {
   int pending;
   struct kt_discovery disc;
   int64_t disc_at;
-  struct kt_eventctl_stats st;
   struct kt_metric *m_events;
   struct kt_defer m_handle; /* event_handle (§3.2) */
   struct kt_reflector *r;
@@ -134,11 +133,8 @@ static void *checkpointer(void *p)
   return NULL;
 }
 
-static void count(struct kt_eventctl *c, uint64_t *field, const char *why)
+static void count(struct kt_eventctl *c, const char *why)
 {
-  pthread_mutex_lock(&c->mu);
-  (*field)++;
-  pthread_mutex_unlock(&c->mu);
   kt_metric_inc(c->m_events, (const char *const[]){c->cluster, why});
 }
 
@@ -184,15 +180,15 @@ static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr 
 {
   int64_t t = event_time(ev);
   if (!t) {
-    count(c, &c->st.no_time, "no_time");
+    count(c, "no_time");
     return "InferTimestamp";
   }
   if (t < c->last_event_us) {
-    count(c, &c->st.before_restart, "before_restart");
+    count(c, "before_restart");
     return "BeforeRestart";
   }
   if (kt_now_us() - t > c->max_age_us) {
-    count(c, &c->st.too_old, "too_old");
+    count(c, "too_old");
     return "EventTooOld";
   }
   const cJSON *io = cJSON_GetObjectItem(ev, "involvedObject");
@@ -200,7 +196,7 @@ static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr 
     io = cJSON_GetObjectItem(ev, "regarding");
   const char *api = kt_json_str(io, "apiVersion"), *kind = kt_json_str(io, "kind");
   if (!kind || resolve(c, api, kind, g)) {
-    count(c, &c->st.unknown_kind, "unknown_kind");
+    count(c, "unknown_kind");
     return "UnknownGVK";
   }
   char gr[300];
@@ -208,13 +204,13 @@ static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr 
   char me[300];
   snprintf(me, sizeof me, ",%s%s%s,", g->group, *g->group ? "/" : "", g->resource);
   if (strstr(gr, me)) {
-    count(c, &c->st.unknown_kind, "filtered");
+    count(c, "filtered");
     return "Filtered";
   }
   const char *reason = kt_json_str(ev, "reason");
   struct kt_span *s = kt_span_new("event", reason ? reason : "Event");
   if (!s) {
-    count(c, &c->st.failed, "failed");
+    count(c, "failed");
     return "SendTrace";
   }
   s->start_us = t;
@@ -249,14 +245,13 @@ static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr 
     return "AlreadyTraced";
   }
   if (kt_aggregator_send(c->agg, &obj, s)) {
-    count(c, &c->st.failed, "failed");
+    count(c, "failed");
     return "SendTrace";
   }
   pthread_mutex_lock(&c->mu);
   if (t > c->newest_us)
     c->newest_us = t;
   c->pending = 1;
-  c->st.traced++;
   pthread_mutex_unlock(&c->mu);
   kt_metric_inc(c->m_events, (const char *const[]){c->cluster, "traced"});
   return "<nil>";
@@ -345,11 +340,4 @@ void kt_eventctl_stop(struct kt_eventctl *c)
   free(c->cm_name);
   free(c->exclude);
   free(c);
-}
-
-void kt_eventctl_stats(struct kt_eventctl *c, struct kt_eventctl_stats *out)
-{
-  pthread_mutex_lock(&c->mu);
-  *out = c->st;
-  pthread_mutex_unlock(&c->mu);
 }

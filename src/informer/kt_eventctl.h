@@ -26,16 +26,11 @@ struct kt_eventctl_opts {
   const char *exclude_types;       /* involved objects never traced */
 };
 
-struct kt_eventctl_stats {
-  uint64_t traced, too_old, before_restart, no_time, unknown_kind, failed;
-};
-
 /* kube and agg are borrowed. NULL on error (logged). */
 struct kt_eventctl *kt_eventctl_start(struct kt_kube *kube,
                                       struct kt_aggregator *agg,
                                       const struct kt_eventctl_opts *o);
 /* Writes the checkpoint a last time, stops, frees. */
 void kt_eventctl_stop(struct kt_eventctl *c);
-void kt_eventctl_stats(struct kt_eventctl *c, struct kt_eventctl_stats *out);
 
 #endif

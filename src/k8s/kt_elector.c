@@ -28,7 +28,6 @@ struct kt_elector {
   void *ud;
   pthread_t thread;
   volatile int quit;
-  atomic_int leading;
   struct observed *obs; /* per lease */
   struct kt_series *gauge;
 };
@@ -171,7 +170,6 @@ static void nap(struct kt_elector *e, int64_t us)
 static void lead(struct kt_elector *e, int i)
 {
   kt_info("%s: %s leads (lease %s-%d)", e->component, e->identity, e->name, i);
-  atomic_store(&e->leading, i);
   kt_series_set(e->gauge, 1);
   e->start(e->ud);
   int64_t renewed = kt_mono_us();
@@ -185,7 +183,6 @@ static void lead(struct kt_elector *e, int i)
       break;
   }
   e->stop(e->ud);
-  atomic_store(&e->leading, -1);
   kt_series_set(e->gauge, 0);
   if (e->quit)
     release(e, i);
@@ -241,7 +238,6 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
   e->stop = stop;
   e->ud = ud;
   e->obs = calloc((size_t)e->n, sizeof *e->obs);
-  atomic_store(&e->leading, -1);
   struct kt_metric *m = kt_metrics_gauge(kt_metrics_default(), "is_leader",
       "1 while this process holds one of the component's leases",
       (const char *const[]){"component", NULL});
@@ -266,9 +262,4 @@ void kt_elector_stop(struct kt_elector *e)
   e->quit = 1;
   pthread_join(e->thread, NULL);
   elector_free(e);
-}
-
-int kt_elector_leading(const struct kt_elector *e)
-{
-  return atomic_load(&e->leading);
 }

@@ -37,7 +37,5 @@ struct kt_elector *kt_elector_start(struct kt_kube *kube,
 void kt_elector_signal(struct kt_elector *e);
 /* Stops leading (stop() called if leading), releases, joins, frees. */
 void kt_elector_stop(struct kt_elector *e);
-/* The lease index held, or -1. */
-int kt_elector_leading(const struct kt_elector *e);
 
 #endif

@@ -369,27 +369,10 @@ void kt_reflector_stop(struct kt_reflector *r)
   free(r);
 }
 
-int kt_reflector_synced(const struct kt_reflector *r)
-{
-  return atomic_load(&r->synced);
-}
-
 void kt_reflector_stats(const struct kt_reflector *r,
                         struct kt_reflector_stats *out)
 {
   pthread_mutex_lock((pthread_mutex_t *)&r->mu);
   *out = r->st;
   pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
-}
-
-cJSON *kt_reflector_get(struct kt_reflector *r, const char *ns,
-                        const char *name)
-{
-  char key[512];
-  snprintf(key, sizeof key, "%s/%s", ns ? ns : "", name);
-  pthread_mutex_lock(&r->mu);
-  struct entry *e = kt_map_get(&r->known, key);
-  cJSON *o = e && e->text ? cJSON_ParseWithLength(e->text, e->len) : NULL;
-  pthread_mutex_unlock(&r->mu);
-  return o;
 }

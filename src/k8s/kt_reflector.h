@@ -67,12 +67,7 @@ struct kt_reflector *kt_reflector_offline(const struct kt_reflector_opts *o,
 /* Handles one watch line; returns non-zero when it ends the stream (an
  * ERROR event or a line that is not a watch event). line is modified. */
 int kt_reflector_feed(struct kt_reflector *r, char *line, size_t len);
-/* Non-zero once the first list has been reported. */
-int kt_reflector_synced(const struct kt_reflector *r);
 void kt_reflector_stats(const struct kt_reflector *r,
                         struct kt_reflector_stats *out);
-/* A copy of the kept object (keep_objects), or NULL. Caller deletes. */
-cJSON *kt_reflector_get(struct kt_reflector *r, const char *ns,
-                        const char *name);
 
 #endif
