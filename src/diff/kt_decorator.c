@@ -96,14 +96,25 @@ cJSON *kt_decorator_body(const struct kt_audit_event *ev)
 /* Values are replaced by their length: a change stays visible, the
  * content is never stored. The next pointer is read before the item is
  * replaced (and freed). */
+/* Whether v is exactly what redaction writes: sanitising again (the inbox
+ * sanitises before the consumer) keeps it. A prefix test would let a real
+ * value that merely starts like the marker through. */
+static int is_redaction(const char *v)
+{
+  size_t n;
+  int used = -1;
+  return sscanf(v, "(redacted, %zu bytes)%n", &n, &used) == 1 && used >= 0 &&
+         v[used] == 0 && v[11] >= '0' && v[11] <= '9';
+}
+
 static void redact_values(cJSON *obj)
 {
   cJSON *it = obj ? obj->child : NULL;
   while (it) {
     cJSON *next = it->next;
     char buf[64];
-    if (cJSON_IsString(it) && !strncmp(it->valuestring, "(redacted, ", 11)) {
-      it = next; /* already done (the inbox sanitises before the consumer) */
+    if (cJSON_IsString(it) && is_redaction(it->valuestring)) {
+      it = next;
       continue;
     }
     size_t n = cJSON_IsString(it) ? strlen(it->valuestring) : 0;

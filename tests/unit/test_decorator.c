@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "audit/kt_pipeline.h"
+#include "diff/kt_decorator.h"
 #include "core/kt_time.h"
 
 static struct {
@@ -154,6 +155,21 @@ static void test_secret_values_never_stored(void **state)
   kt_span_vec_free(&v);
 }
 
+/* Sanitising twice (inbox, then consumer) keeps the first lengths; a real
+ * value that only starts like the marker is still redacted. */
+static void test_sanitize_idempotent_not_fooled(void **state)
+{
+  cJSON *b = cJSON_Parse("{\"kind\":\"Secret\",\"metadata\":{\"name\":\"s\"},"
+                         "\"data\":{\"a\":\"aHVudGVyMg==\","
+                         "\"b\":\"(redacted, 3 bytes)hunter2\"}}");
+  kt_decorator_sanitize(b, "", "secrets");
+  kt_decorator_sanitize(b, "", "secrets");
+  const cJSON *d = cJSON_GetObjectItem(b, "data");
+  assert_string_equal(cJSON_GetObjectItem(d, "a")->valuestring, "(redacted, 12 bytes)");
+  assert_string_equal(cJSON_GetObjectItem(d, "b")->valuestring, "(redacted, 26 bytes)");
+  cJSON_Delete(b);
+}
+
 #define CM(rv, labels, value) \
   "{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"cm\"," \
   "\"namespace\":\"default\",\"resourceVersion\":\"" rv "\"" labels "," \
@@ -281,6 +297,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_secret_values_never_stored),
+      cmocka_unit_test(test_sanitize_idempotent_not_fooled),
       cmocka_unit_test(test_diff_noop_and_failure),
       cmocka_unit_test(test_redaction_label_and_pattern),
       cmocka_unit_test(test_annotation_link_and_tags),
