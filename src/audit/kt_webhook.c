@@ -63,8 +63,8 @@ static void ok_body(struct kt_http_resp *resp, const struct kt_submit_result *r)
                    (size_t)(n > 639 ? 639 : n));
 }
 
-static int handle(void *ud, const struct kt_http_req *req,
-                  struct kt_http_resp *resp);
+static int handle(struct kt_webhook *w, const char *cluster,
+                  const struct kt_http_req *req, struct kt_http_resp *resp);
 
 static struct kt_defer m_request; /* audit_webhook_request (§3.2) */
 static pthread_once_t m_once = PTHREAD_ONCE_INIT;
@@ -85,18 +85,14 @@ int kt_webhook_handle(void *ud, const struct kt_http_req *req,
   const char *cluster = w->default_cluster;
   if (strncmp(req->path, "/audit/", 7) == 0 && req->path[7])
     cluster = req->path + 7;
-  int rc = handle(ud, req, resp);
+  int rc = handle(w, cluster, req, resp);
   kt_defer_done(&m_request, (const char *const[]){valid_cluster(cluster) ? cluster : ""}, t0);
   return rc;
 }
 
-static int handle(void *ud, const struct kt_http_req *req,
-                  struct kt_http_resp *resp)
+static int handle(struct kt_webhook *w, const char *cluster,
+                  const struct kt_http_req *req, struct kt_http_resp *resp)
 {
-  struct kt_webhook *w = ud;
-  const char *cluster = w->default_cluster;
-  if (strncmp(req->path, "/audit/", 7) == 0 && req->path[7])
-    cluster = req->path + 7;
   if (!valid_cluster(cluster)) {
     reject(resp, 400, "bad_cluster", "invalid cluster name in path");
     return 0;

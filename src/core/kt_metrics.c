@@ -699,6 +699,18 @@ static void out_series_name(struct out *o, const struct kt_metric *m,
   out_str(o, m->nlabels || le ? "} " : " ");
 }
 
+/* The _sum and _count lines histograms and summaries end with. */
+static void render_sum_count(struct out *o, const struct kt_metric *m,
+                             const struct kt_series *s, uint64_t count)
+{
+  out_series_name(o, m, "_sum", s, NULL);
+  out_num(o, load_double(&s->v));
+  out_str(o, "\n");
+  out_series_name(o, m, "_count", s, NULL);
+  out_u64(o, count);
+  out_str(o, "\n");
+}
+
 static void render_histogram(struct out *o, const struct kt_metric *m,
                              const struct kt_series *s)
 {
@@ -712,12 +724,7 @@ static void render_histogram(struct out *o, const struct kt_metric *m,
     out_u64(o, cum);
     out_str(o, "\n");
   }
-  out_series_name(o, m, "_sum", s, NULL);
-  out_num(o, load_double(&s->v));
-  out_str(o, "\n");
-  out_series_name(o, m, "_count", s, NULL);
-  out_u64(o, cum);
-  out_str(o, "\n");
+  render_sum_count(o, m, s, cum);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -752,12 +759,7 @@ static void render_summary(struct out *o, const struct kt_metric *m,
     }
     out_str(o, "\n");
   }
-  out_series_name(o, m, "_sum", s, NULL);
-  out_num(o, load_double(&s->v));
-  out_str(o, "\n");
-  out_series_name(o, m, "_count", s, NULL);
-  out_u64(o, count);
-  out_str(o, "\n");
+  render_sum_count(o, m, s, count);
 }
 
 static void render_series(struct out *o, const struct kt_metric *m,

@@ -2,6 +2,7 @@
 #include "store/kt_span.h"
 
 #include "core/kt_grow.h"
+#include "core/kt_hex.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -216,23 +217,12 @@ void kt_trace_id_hex(const uint8_t id[16], char out[33])
   out[32] = 0;
 }
 
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 int kt_trace_id_parse(const char *hex, uint8_t id[16])
 {
   if (!hex || strlen(hex) != 32)
     return -EINVAL;
   for (int i = 0; i < 16; i++) {
-    int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+    int a = kt_hexval(hex[2 * i]), b = kt_hexval(hex[2 * i + 1]);
     if (a < 0 || b < 0)
       return -EINVAL;
     id[i] = (uint8_t)(a << 4 | b);
