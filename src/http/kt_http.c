@@ -3,7 +3,7 @@
  * up to the server's body limit; past it the request is answered 413
  * without reading further. */
 #include "http/kt_http.h"
-#include "core/kt_hex.h"
+#include "core/kt_url.h"
 
 #include <netinet/in.h> /* microhttpd.h needs it and does not include it */
 #include <sys/socket.h>
@@ -53,20 +53,16 @@ static __thread struct {
   int n;
 } offline;
 
-/* Percent-decodes [s, end) into *o (bounded by lim); returns the start. */
+/* Unescapes [s, end) into *o (bounded by lim), advancing it; returns the
+ * start. */
 static char *decode_into(const char *s, const char *end, char **o, char *lim)
 {
+  static char empty[1];
   char *start = *o;
-  for (; s < end && *o < lim - 1; s++) {
-    int h, l;
-    if (*s == '%' && end - s > 2 && (h = kt_hexval(s[1])) >= 0 && (l = kt_hexval(s[2])) >= 0) {
-      *(*o)++ = (char)(h << 4 | l);
-      s += 2;
-    } else {
-      *(*o)++ = *s == '+' ? ' ' : *s;
-    }
-  }
-  *(*o)++ = 0;
+  if (start >= lim)
+    return empty; /* the buffer is full: the value reads as "" */
+  long n = kt_url_unescape(s, end, start, (size_t)(lim - start), 0);
+  *o += (size_t)n + 1 < (size_t)(lim - start) ? (size_t)n + 1 : (size_t)(lim - start);
   return start;
 }
 

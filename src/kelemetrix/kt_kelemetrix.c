@@ -8,7 +8,7 @@
  * hasSelector and timeoutSeconds together. Nothing is allocated per event
  * and nothing is locked except the registry's series lookup. */
 #include "kelemetrix/kt_kelemetrix.h"
-#include "core/kt_hex.h"
+#include "core/kt_url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -122,39 +122,6 @@ struct uri {
   double timeout;
 };
 
-/* Every '%' in [s, e) is followed by two hex digits. */
-static int escapes_ok(const char *s, const char *e)
-{
-  for (; s < e; s++)
-    if (*s == '%' && (e - s < 3 || kt_hexval(s[1]) < 0 || kt_hexval(s[2]) < 0))
-      return 0;
-  return 1;
-}
-
-/* Query unescaping ('+' is a space) of [s, e) into out (cap bytes, always
- * NUL-terminated, truncated). The full length, or -1 on a bad escape; the
- * whole input is checked even when out is too small. */
-static long qunescape(const char *s, const char *e, char *out, size_t cap)
-{
-  size_t n = 0;
-  if (!escapes_ok(s, e))
-    return -1;
-  for (; s < e; n++) {
-    char ch = *s == '+' ? ' ' : *s;
-    if (*s == '%') {
-      ch = (char)(kt_hexval(s[1]) << 4 | kt_hexval(s[2]));
-      s += 3;
-    } else {
-      s++;
-    }
-    if (n + 1 < cap)
-      out[n] = ch;
-  }
-  if (cap)
-    out[n < cap ? n : cap - 1] = '\0';
-  return (long)n;
-}
-
 /* Go's url.Parse fails on control characters, a leading ':' (missing
  * scheme), a colon in the first segment of a relative path and bad
  * %-escapes in the path or the fragment. */
@@ -164,7 +131,7 @@ static int uri_invalid(const char *s, const char **query, const char **qend)
   for (const char *p = s; p < end; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f)
       return 1;
-  if (hash && !escapes_ok(hash + 1, end))
+  if (hash && !kt_url_escapes_ok(hash + 1, end))
     return 1;
   const char *body_end = hash ? hash : end;
   const char *q = memchr(s, '?', (size_t)(body_end - s));
@@ -182,13 +149,13 @@ static int uri_invalid(const char *s, const char **query, const char **qend)
     scheme = p < path_end && *p == ':';
   }
   if (scheme) /* an opaque "scheme:x" has no path to unescape */
-    return p[1] == '/' && !escapes_ok(p + 1, path_end);
+    return p[1] == '/' && !kt_url_escapes_ok(p + 1, path_end);
   if (*s != '/') {
     const char *slash = memchr(s, '/', (size_t)(path_end - s));
     if (memchr(s, ':', (size_t)((slash ? slash : path_end) - s)))
       return 1;
   }
-  return !escapes_ok(s, path_end);
+  return !kt_url_escapes_ok(s, path_end);
 }
 
 /* strconv.ParseFloat's accepted forms, as strtod reads them. */
@@ -211,8 +178,8 @@ static void query_pair(struct uri *u, const char *s, const char *e,
   const char *ke = eq ? eq : e, *vs = eq ? eq + 1 : e;
   if (s == e || memchr(s, ';', (size_t)(e - s)))
     return;
-  long kn = qunescape(s, ke, key, sizeof key);
-  long vn = qunescape(vs, e, val, sizeof val);
+  long kn = kt_url_unescape(s, ke, key, sizeof key, 1);
+  long vn = kt_url_unescape(vs, e, val, sizeof val, 1);
   if (kn < 0 || vn < 0 || (size_t)kn >= sizeof key)
     return;
   if (strcmp(key, "resourceVersion") == 0 && !*seen_rv) {
