@@ -23,17 +23,10 @@ echo "load: $events events, $(($(stat -c %s "$load") / events)) bytes/event, 100
 echo "== parse-only baseline (2 threads)"
 "$build"/bench_parse "$load" 2
 
-start_kt() {
-  rm -rf "$work/data"
-  "$build"/kelemetry --data-dir "$work/data" --http-address 127.0.0.1 --http-port 18480 \
-    --metrics-address 127.0.0.1 --metrics-port 18490 --query-port 18486 \
-    --query-address 127.0.0.1 --log-level warn --storage-retention 0 ${BENCH_FLAGS:-} &
-  KPID=$!
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:18490/metrics >/dev/null && break; sleep 0.05; done
-}
+. bench/lib.sh
 
 echo "== end to end, full speed"
-start_kt
+start_kt 18480
 out=$("$build"/bench_webhook "$load" 18480 18490 --conns 4)
 echo "$out"
 grep VmHWM /proc/$KPID/status
@@ -42,12 +35,12 @@ rate=$(echo "$out" | sed -n 's/^end to end.*: \([0-9]*\) events.*/\1/p')
 
 half=$((rate / 2))
 echo "== webhook latency at half that rate ($half events/s)"
-start_kt
+start_kt 18480
 "$build"/bench_webhook "$load" 18480 18490 --conns 4 --rate "$half" | grep -E "latency|end to end"
 kill -INT $KPID; wait $KPID || true
 
 echo "== RSS over ${soak}s at half rate"
-start_kt
+start_kt 18480
 reps=$(( (half * soak) / events + 1 ))
 ("$build"/bench_webhook "$load" 18480 18490 --conns 4 --rate "$half" --repeat "$reps" >/dev/null) &
 BPID=$!

@@ -20,23 +20,16 @@ BPID=
 load="$work/load.jsonl"
 python3 bench/gen_load.py --objects 5000 --events "$events" --batch 100 --out "$load"
 
-start_kt() {
-  rm -rf "$work/data"
-  "$build"/kelemetry --data-dir "$work/data" --http-address 127.0.0.1 --http-port 18580 \
-    --metrics-address 127.0.0.1 --metrics-port 18590 --query-port 18586 \
-    --query-address 127.0.0.1 --log-level warn --storage-retention 0 ${BENCH_FLAGS:-} &
-  KPID=$!
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:18590/metrics >/dev/null && break; sleep 0.05; done
-}
+. bench/lib.sh
 
-start_kt
+start_kt 18580
 peak=$("$build"/bench_webhook "$load" 18580 18590 --conns 4 | sed -n 's/^end to end.*: \([0-9]*\) events.*/\1/p')
 kill -INT $KPID; wait $KPID || true
 rate=$((peak * 8 / 10))
 reps=$(( (rate * secs) / events + 1 ))
 echo "peak $peak events/s; soaking at $rate events/s for ${secs}s ($reps passes over $events events)"
 
-start_kt
+start_kt 18580
 "$build"/bench_webhook "$load" 18580 18590 --conns 4 --rate "$rate" --repeat "$reps" \
   > "$work/soak.out" &
 BPID=$!
