@@ -2,6 +2,7 @@
 #include "diff/kt_decorator.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,15 +227,26 @@ static cJSON *informer_patch(struct kt_decorator *d,
   }
 }
 
-/* diff_informer_latency (§3.2): watch time minus audit stage time, ns. */
-static struct kt_metric *informer_latency(void)
+/* diff_informer_latency (§3.2): watch time minus audit stage time, ns.
+ * Registered once: this runs for every decorated update. */
+static struct kt_metric *m_informer_latency;
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void register_informer_latency(void)
 {
   static const double ns[] = {-1e9, -1e8, -1e7, 0, 1e6, 1e7, 5e7, 1e8, 2.5e8,
                               5e8, 1e9, 2.5e9, 5e9, 1e10, 3e10};
-  return kt_metrics_histogram(kt_metrics_default(), "diff_informer_latency_histogram",
+  m_informer_latency = kt_metrics_histogram(kt_metrics_default(),
+      "diff_informer_latency_histogram",
       "Nanoseconds from the audit stage time to the watch seeing the change",
       (const char *const[]){"cluster", "apiGroup", "resource", NULL}, ns,
       sizeof ns / sizeof ns[0]);
+}
+
+static struct kt_metric *informer_latency(void)
+{
+  pthread_once(&m_once, register_informer_latency);
+  return m_informer_latency;
 }
 
 /* Attaches a watch patch; returns the outcome label. */
