@@ -99,7 +99,6 @@ static void apply(struct kt_reflector *r, enum kt_change type, cJSON *obj,
   if (r->ops.prepare && type != KT_DELETED)
     r->ops.prepare(r->ud, obj);
   cJSON *old = e && e->text ? cJSON_ParseWithLength(e->text, e->len) : NULL;
-  r->st.events++;
   kt_series_add(r->m_events, 1);
   if (r->ops.change)
     r->ops.change(r->ud, type, old, type == KT_DELETED ? NULL : obj,
@@ -172,7 +171,6 @@ static int list(struct kt_reflector *r, char *err, size_t errlen)
   char cont[2048] = "", path[4096], esc[2048];
   int first = !atomic_load(&r->synced), status;
   r->gen++;
-  r->st.lists++;
   kt_series_add(r->m_list, 1);
   do {
     kt_kube_escape(cont, esc, sizeof esc);
@@ -223,17 +221,14 @@ static int on_line(char *line, size_t len, void *ud)
   }
   if (!type || !cJSON_IsObject(obj)) {
     kt_warn("watch %s: a line that is not a watch event", r->path);
-    r->st.errors++;
     stop = 1;
   } else if (!strcmp(type, "ERROR")) {
     const cJSON *code = cJSON_GetObjectItem(obj, "code");
     if (cJSON_IsNumber(code) && code->valueint == 410) {
       r->expired = 1;
-      r->st.relists_expired++;
       kt_series_add(r->m_expired, 1);
     } else {
       kt_warn("watch %s: %s", r->path, kt_json_str(obj, "message") ? kt_json_str(obj, "message") : "error");
-      r->st.errors++;
     }
     stop = 1;
   } else if (!strcmp(type, "BOOKMARK")) {
@@ -256,12 +251,10 @@ static int watch(struct kt_reflector *r, char *err, size_t errlen)
   snprintf(path, sizeof path,
            "%s%cwatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%ld",
            r->path, strchr(r->path, '?') ? '&' : '?', r->rv, t);
-  r->st.watches++;
   r->expired = 0;
   int status = kt_kube_stream(r->kube, path, on_line, r, &r->stop, t + 30, err, errlen);
   if (status == 410) {
     r->expired = 1;
-    r->st.relists_expired++;
     kt_series_add(r->m_expired, 1);
   }
   return status == 200 || r->expired ? 0 : -EIO;
@@ -278,7 +271,6 @@ static void *run(void *p)
     if (r->stop)
       break;
     if (rc) {
-      r->st.errors++;
       kt_series_add(r->m_error, 1);
       backoff = backoff ? (backoff * 2 > 30000 ? 30000 : backoff * 2) : 500;
       long sleep_ms = backoff / 2 + random() % (backoff / 2 + 1);

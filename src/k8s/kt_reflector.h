@@ -42,8 +42,9 @@ struct kt_reflector_opts {
   long watch_timeout_s; /* asked of the server; 0 = 300 .. 600 random */
 };
 
+/* Lists, expiries, errors and events are counted in the metric
+ * informer_requests_total{cluster,path,outcome}. */
 struct kt_reflector_stats {
-  uint64_t lists, watches, events, relists_expired, errors;
   size_t objects, bytes; /* kept objects and their JSON bytes */
 };
 
