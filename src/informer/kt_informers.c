@@ -172,17 +172,21 @@ static int add_client(struct kt_informers *in, const char *name)
 }
 
 /* Every cluster named in --kube-config-paths or --kube-apiservers. */
-static int add_named_clients(struct kt_informers *in, const char *list)
+static int add_named_clients(struct kt_informers *in, const char *flag,
+                             const char *list)
 {
   for (const char *p = list; p && *p;) {
     const char *end = strchr(p, ','), *eq = strchr(p, '=');
-    char name[256];
-    if (eq && (!end || eq < end)) {
-      snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
-      int rc = add_client(in, name);
-      if (rc)
-        return rc;
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (!eq || (end && eq > end) || eq == p || (size_t)(eq - p) + 1 >= len) {
+      kt_error("%s: expected name=value, got \"%.*s\"", flag, (int)len, p);
+      return -EINVAL;
     }
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
+    int rc = add_client(in, name);
+    if (rc)
+      return rc;
     p = end ? end + 1 : NULL;
   }
   return 0;
@@ -226,8 +230,8 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
   if (rc && (o->event_enable || o->diff_enable))
     return rc;
   in->kube = rc ? NULL : in->clients[0];
-  rc = add_named_clients(in, o->config_paths);
-  rc = rc ? rc : add_named_clients(in, o->apiservers);
+  rc = add_named_clients(in, "--kube-config-paths", o->config_paths);
+  rc = rc ? rc : add_named_clients(in, "--kube-apiservers", o->apiservers);
   if (rc)
     return rc;
   /* Bodies for the linkers when an event has none: ask the apiserver. */

@@ -102,6 +102,14 @@ try:
     R.check(rc == 1 and "no context absent" in out, "unknown context named: %s" % out)
     rc, out = check(os.path.join(work, "nope.yaml"))
     R.check(rc == 1 and "nope.yaml" in out, "missing kubeconfig named: %s" % out)
+    # A malformed list of clusters stops the start with the flag named.
+    for flag, bad in (("--kube-config-paths", "nameonly"), ("--kube-apiservers", "x=")):
+        p = subprocess.run([BIN, flag, bad, "--data-dir", os.path.join(work, "d"),
+                            "--http-port", "0", "--query-port", "0", "--metrics-port", "0",
+                            "--http-address", "127.0.0.1", "--query-address", "127.0.0.1",
+                            "--metrics-address", "127.0.0.1"], capture_output=True, timeout=30)
+        R.check(p.returncode != 0 and flag in p.stderr.decode(),
+                "%s %s refused: %d %s" % (flag, bad, p.returncode, p.stderr.decode()[-200:]))
 finally:
     tok.stop()
     certs.stop()
