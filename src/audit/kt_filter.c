@@ -82,6 +82,15 @@ static int in_list(const char *list, const char *item)
   return 0;
 }
 
+int kt_filter_type_listed(const char *list, const char *group,
+                          const char *resource)
+{
+  char gr[300];
+  snprintf(gr, sizeof gr, "%s%s%s", group ? group : "", group && *group ? "/" : "",
+           resource ? resource : "");
+  return in_list(list ? list : "", gr);
+}
+
 static int any_substring(const char *list, const char *s)
 {
   char buf[256];
@@ -143,7 +152,7 @@ static int live_match(const struct kt_filter *f, const char *path)
 const char *kt_filter_check(const struct kt_filter *f,
                             const struct kt_audit_event *ev)
 {
-  char gr[300], path[1024];
+  char path[1024];
   if (*f->only_cluster && strcmp(f->only_cluster, ev->cluster) != 0)
     return "cluster";
   if (*f->excl_clusters && in_list(f->excl_clusters, ev->cluster))
@@ -155,8 +164,7 @@ const char *kt_filter_check(const struct kt_filter *f,
   if (!ev->has_object_ref)
     return "no_object_ref";
   const char *group = ev->api_group ? ev->api_group : "";
-  snprintf(gr, sizeof gr, "%s%s%s", group, *group ? "/" : "", ev->resource);
-  if (in_list(f->types, gr))
+  if (kt_filter_type_listed(f->types, group, ev->resource))
     return "excluded_type";
   if (any_substring(f->agents, ev->user_agent))
     return "excluded_user_agent";

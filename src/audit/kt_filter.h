@@ -25,6 +25,10 @@ void kt_filter_free(struct kt_filter *f);
  * regex is then cleared). Safe while other threads check. */
 int kt_filter_set_live(struct kt_filter *f, const char *regex, char *err,
                        size_t errlen);
+/* Whether group/resource is in a --filter-exclude-types style list
+ * ("resource" for the core group, "group/resource" otherwise). */
+int kt_filter_type_listed(const char *list, const char *group,
+                          const char *resource);
 const char *kt_filter_check(const struct kt_filter *f,
                             const struct kt_audit_event *ev);
 

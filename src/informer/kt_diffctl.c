@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "audit/kt_audit.h"
+#include "audit/kt_filter.h"
 #include "core/kt_grow.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
@@ -65,18 +66,7 @@ struct kt_diffctl {
 
 static int excluded(const struct kt_diffctl *d, const struct kt_gvr *g)
 {
-  char gr[300];
-  snprintf(gr, sizeof gr, "%s%s%s", g->group, *g->group ? "/" : "", g->resource);
-  const char *p = d->exclude;
-  size_t n = strlen(gr);
-  while (p && *p) {
-    const char *end = strchr(p, ',');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    if (len == n && !strncmp(p, gr, n))
-      return 1;
-    p = end ? end + 1 : NULL;
-  }
-  return 0;
+  return kt_filter_type_listed(d->exclude, g->group, g->resource);
 }
 
 static void object_key(const struct watched *w, const cJSON *obj, char *buf,

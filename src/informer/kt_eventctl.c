@@ -13,6 +13,7 @@
 
 #include "aggregator/kt_aggregator.h"
 #include "audit/kt_audit.h"
+#include "audit/kt_filter.h"
 #include "core/kt_log.h"
 #include "core/kt_map.h"
 #include "core/kt_metrics.h"
@@ -199,11 +200,7 @@ static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr 
     count(c, "unknown_kind");
     return "UnknownGVK";
   }
-  char gr[300];
-  snprintf(gr, sizeof gr, ",%s,", c->exclude);
-  char me[300];
-  snprintf(me, sizeof me, ",%s%s%s,", g->group, *g->group ? "/" : "", g->resource);
-  if (strstr(gr, me)) {
+  if (kt_filter_type_listed(c->exclude, g->group, g->resource)) {
     count(c, "filtered");
     return "Filtered";
   }
