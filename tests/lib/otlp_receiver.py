@@ -321,6 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.rx.conns.discard(self.connection)
 
     def _answer(self, code, body=b"", ctype="application/x-protobuf", extra=None):
+        with self.server.rx.lock:
+            self.server.rx.answers.append((self.arrival, code))
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -331,6 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         rx = self.server.rx
+        self.arrival = time.time()
         n = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(n)
         with rx.lock:
@@ -387,6 +390,7 @@ class OtlpReceiver:
         self.lock = threading.Lock()
         self.spans, self.batches, self.errors, self.headers = [], [], [], []
         self.faults, self.partials, self.conns = [], [], set()
+        self.answers = []  # (arrival time, status) of every request
         self.delay, self.requests, self.port = 0, 0, port
         self.server = None
 
