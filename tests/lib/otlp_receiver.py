@@ -340,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
             rx.requests += 1
             fault = rx.faults.pop(0) if rx.faults else None
             partial = rx.partials.pop(0) if rx.partials else 0
-            rx.headers.append(dict(self.headers))
+            rx.headers.append({k.lower(): v for k, v in self.headers.items()})
         if rx.delay:
             time.sleep(rx.delay)
         if self.path != "/v1/traces":
