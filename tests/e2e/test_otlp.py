@@ -240,8 +240,11 @@ with Kelemetry("--tracer-otel-endpoint", rx.url, "--tracer-otel-buffer-spans", "
             "connection failures counted")
     R.check(0 < max(held) <= 300 * 1024, "buffered bytes within their bound: %d"
             % max(held))
-    R.check(max(rss) < 200 * 1024, "RSS bounded while the collector is down: %d KiB"
-            % max(rss))
+    # ~40 MB measured; AddressSanitizer's shadow memory and quarantine
+    # multiply it (as in test_webhook.py)
+    asan = b"libasan" in subprocess.run(["ldd", BIN], capture_output=True).stdout
+    R.check(max(rss) < (1200 if asan else 200) * 1024,
+            "RSS bounded while the collector is down: %d KiB" % max(rss))
     rx = OtlpReceiver(port).start()  # back on the same port
     R.check(wait_metric(k, "otlp_export_spans_total", 1, 20), "export resumes")
     R.check(settled(k, produced), "the backlog drains")
