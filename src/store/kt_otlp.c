@@ -46,6 +46,13 @@ static uint64_t nanos(int64_t us)
   return us > 0 ? (uint64_t)us * 1000u : 0;
 }
 
+/* OTLP expects end >= start; a clock step between the two must not get
+ * the span refused. */
+static int64_t end_us(const struct kt_span *s)
+{
+  return s->end_us > s->start_us ? s->end_us : s->start_us;
+}
+
 static void pb_attr(struct kt_pb *pb, uint32_t field, const char *k,
                     const char *v)
 {
@@ -87,7 +94,7 @@ static uint8_t *encode_span_pb(const struct kt_span *s, size_t *len)
   kt_pb_string_field(&pb, SPAN_NAME, s->operation);
   kt_pb_varint_field(&pb, SPAN_KIND, SPAN_KIND_INTERNAL);
   kt_pb_fixed64_field(&pb, SPAN_START, nanos(s->start_us));
-  kt_pb_fixed64_field(&pb, SPAN_END, nanos(s->end_us));
+  kt_pb_fixed64_field(&pb, SPAN_END, nanos(end_us(s)));
   for (size_t i = 0; i < s->ntags; i++)
     if (!tag_shadowed(s, i))
       pb_attr(&pb, SPAN_ATTRIBUTES, s->tags[i].key, s->tags[i].value);
@@ -140,7 +147,7 @@ static cJSON *span_json(const struct kt_span *s)
   cJSON_AddStringToObject(o, "name", s->operation);
   cJSON_AddNumberToObject(o, "kind", SPAN_KIND_INTERNAL);
   json_nanos(o, "startTimeUnixNano", s->start_us);
-  json_nanos(o, "endTimeUnixNano", s->end_us);
+  json_nanos(o, "endTimeUnixNano", end_us(s));
   attrs = cJSON_AddArrayToObject(o, "attributes");
   for (size_t i = 0; i < s->ntags; i++)
     if (!tag_shadowed(s, i))
@@ -436,7 +443,7 @@ struct item {
   int64_t enq_us; /* monotonic */
   size_t len;
   char svc[SVC_MAX];
-  uint8_t data[];
+  uint8_t *data; /* the encoded Span (protobuf) or span object (JSON) */
 };
 
 struct resp {
@@ -520,41 +527,43 @@ static void account(struct kt_otlp *e, size_t exported, size_t dropped)
   pthread_cond_broadcast(&e->done_cv);
 }
 
+static void item_free(struct item *it)
+{
+  free(it->data);
+  free(it);
+}
+
+/* Encoding happens here, in the caller's thread, outside the lock: the
+ * sender only concatenates. */
 int kt_otlp_put(struct kt_otlp *e, const struct kt_span *s)
 {
-  size_t len;
-  uint8_t *data = kt_otlp_encode_span(e->o.encoding, s, &len);
-  struct item *it = data ? malloc(sizeof *it + len) : NULL;
-  if (!it) {
-    free(data);
-    pthread_mutex_lock(&e->mu);
-    e->st.put++;
-    account(e, 0, 1);
-    pthread_mutex_unlock(&e->mu);
-    drop(e, "encode", 1);
-    return -ENOMEM;
+  struct item *it = calloc(1, sizeof *it);
+  if (it)
+    it->data = kt_otlp_encode_span(e->o.encoding, s, &it->len);
+  if (it && it->data) {
+    it->enq_us = kt_mono_us();
+    snprintf(it->svc, sizeof it->svc, "%s", s->service ? s->service : "");
   }
-  memcpy(it->data, data, len);
-  free(data);
-  it->len = len;
-  it->next = NULL;
-  it->enq_us = kt_mono_us();
-  snprintf(it->svc, sizeof it->svc, "%s", s->service ? s->service : "");
   pthread_mutex_lock(&e->mu);
-  int rc = e->closing ? -ESHUTDOWN : 0;
-  if (!rc && (e->count >= e->o.buffer_spans ||
-              e->bytes + len > e->o.buffer_bytes))
-    rc = -ENOBUFS;
+  const char *reason = NULL;
+  int rc = 0;
+  if (e->closing)
+    rc = -ESHUTDOWN; /* never accepted: not counted as put */
+  else if (!it || !it->data)
+    rc = -ENOMEM, reason = "encode";
+  else if (e->count >= e->o.buffer_spans ||
+           e->bytes + it->len > e->o.buffer_bytes)
+    rc = -ENOBUFS, reason = "buffer_full";
   if (rc) {
-    pthread_mutex_unlock(&e->mu);
-    free(it);
-    if (rc == -ENOBUFS) {
-      pthread_mutex_lock(&e->mu);
+    if (reason) {
       e->st.put++;
       account(e, 0, 1);
-      pthread_mutex_unlock(&e->mu);
-      drop(e, "buffer_full", 1);
     }
+    pthread_mutex_unlock(&e->mu);
+    if (reason)
+      drop(e, reason, 1);
+    if (it)
+      item_free(it);
     return rc;
   }
   e->st.put++;
@@ -564,7 +573,7 @@ int kt_otlp_put(struct kt_otlp *e, const struct kt_span *s)
     e->head = it;
   e->tail = it;
   e->count++;
-  e->bytes += len;
+  e->bytes += it->len;
   gauges(e);
   if (e->count == 1 || e->count >= e->o.batch_spans)
     pthread_cond_signal(&e->cv);
@@ -745,7 +754,7 @@ static void send_batch(struct kt_otlp *e, struct item *list, size_t n)
   free(p);
   while (list) {
     struct item *next = list->next;
-    free(list);
+    item_free(list);
     list = next;
   }
   if (exported < n)
@@ -793,7 +802,7 @@ static void drop_buffered(struct kt_otlp *e)
   size_t n = e->count;
   while (e->head) {
     struct item *next = e->head->next;
-    free(e->head);
+    item_free(e->head);
     e->head = next;
   }
   e->tail = NULL;

@@ -287,6 +287,12 @@ static void test_span_protobuf(void **state)
   decode_span(b, len, &d);
   assert_int_equal(d.parent_len, 0);
   free(b);
+  /* end before start (a clock step): sent as a zero-length span */
+  s->end_us = s->start_us - 5;
+  b = kt_otlp_encode_span(KT_OTLP_PROTOBUF, s, &len);
+  decode_span(b, len, &d);
+  assert_int_equal(d.end, d.start);
+  free(b);
   kt_span_free(s);
 }
 
@@ -454,6 +460,11 @@ static void test_buffer_full_drops(void **state)
   assert_int_equal(refused, 7);
   assert_true(value(r, "otlp_export_dropped_total{reason=\"buffer_full\"}") == 7);
   assert_true(value(r, "otlp_export_buffer_spans") == 5);
+  struct kt_otlp_stats st;
+  kt_otlp_stats(e, &st);
+  assert_int_equal(st.put, 12);
+  assert_int_equal(st.dropped, 7);
+  assert_int_equal(st.buffered, 5);
   int64_t t1 = kt_mono_us();
   kt_otlp_free(e); /* the collector never answers: shutdown drops the 5 */
   assert_true(kt_mono_us() - t1 < 2000000);
