@@ -76,6 +76,13 @@ struct options {
   /* kelemetrix (§3.3) */
   int kx_enable, kx_log_tags, kx_log_quantities;
   char *kx_config;
+  /* OTLP export (§1.12) */
+  char *otel_endpoint, *otel_encoding, *otel_res_attrs, *otel_headers;
+  int otel_insecure, otel_only;
+  long otel_buffer_spans, otel_batch_spans;
+  size_t otel_buffer_bytes;
+  int64_t otel_batch_delay, otel_timeout, otel_retry_max;
+  int64_t otel_retry_initial, otel_retry_max_interval;
 };
 
 static struct options opt;
@@ -179,6 +186,20 @@ static const struct kt_flag flags[] = {
   F("diff-cache-patch-ttl", KT_DURATION, "10m", "how long watch diffs are kept", &opt.patch_ttl),
   F("diff-cache-snapshot-ttl", KT_DURATION, "10m", "how long creation/deletion snapshots are kept", &opt.snapshot_ttl),
   F("discovery-resync-interval", KT_DURATION, "1h", "how often the watched resource set is refreshed", &opt.discovery_resync),
+  F("tracer-otel-endpoint", KT_STR, "", "export spans over OTLP/HTTP to this collector: http(s)://host:port/v1/traces, or host:port (empty = no export)", &opt.otel_endpoint),
+  F("tracer-otel-insecure", KT_BOOL, "false", "a host:port endpoint is http://, not https://", &opt.otel_insecure),
+  F("tracer-otel-encoding", KT_STR, "protobuf", "OTLP/HTTP body: protobuf or json", &opt.otel_encoding),
+  F("tracer-otel-resource-attributes", KT_STR, "service.version=dev", "k=v,... on every exported resource, besides service.name = the span type", &opt.otel_res_attrs),
+  F("tracer-otel-headers", KT_STR, "", "k=v,... HTTP headers of export requests (e.g. authorization)", &opt.otel_headers),
+  F("tracer-otel-only", KT_BOOL, "false", "export spans without storing them (the query API then has none to show)", &opt.otel_only),
+  F("tracer-otel-buffer-spans", KT_INT, "20000", "spans waiting for export before new ones are dropped (otlp_export_dropped_total)", &opt.otel_buffer_spans),
+  F("tracer-otel-buffer-bytes", KT_SIZE, "128Mi", "encoded bytes waiting for export before new spans are dropped", &opt.otel_buffer_bytes),
+  F("tracer-otel-batch-spans", KT_INT, "512", "spans per export request", &opt.otel_batch_spans),
+  F("tracer-otel-batch-delay", KT_DURATION, "1s", "longest a span waits for its batch to fill", &opt.otel_batch_delay),
+  F("tracer-otel-timeout", KT_DURATION, "10s", "timeout of one export request", &opt.otel_timeout),
+  F("tracer-otel-retry-initial-interval", KT_DURATION, "500ms", "first wait before an export is retried (then doubled, with jitter)", &opt.otel_retry_initial),
+  F("tracer-otel-retry-max-interval", KT_DURATION, "30s", "longest wait between retries, also the cap on a collector's Retry-After", &opt.otel_retry_max_interval),
+  F("tracer-otel-retry-max-elapsed", KT_DURATION, "5m", "a batch still failing after this long is dropped", &opt.otel_retry_max),
   F("serve", KT_BOOL, "false", "replay: keep serving after the files are ingested", &opt.serve),
   F("progress", KT_BOOL, "true", "replay: draw a progress bar on a terminal", &opt.progress),
 };
@@ -241,7 +262,23 @@ static int start_pipeline(struct app *a)
                  opt.only_cluster, opt.exclude_clusters},
       .redact_pattern = opt.redact_pattern,
       .consumer = {(unsigned)opt.workers, opt.queue_limit,
-                   opt.ignore_impersonate, replay_mode, a->kx}};
+                   opt.ignore_impersonate, replay_mode, a->kx},
+      .otlp = {.endpoint = opt.otel_endpoint, .insecure = opt.otel_insecure,
+               .encoding = strcmp(opt.otel_encoding, "json") == 0 ? KT_OTLP_JSON
+                                                                  : KT_OTLP_PROTOBUF,
+               .resource_attributes = opt.otel_res_attrs,
+               .headers = opt.otel_headers,
+               .buffer_spans = (size_t)opt.otel_buffer_spans,
+               .buffer_bytes = opt.otel_buffer_bytes,
+               .batch_spans = (size_t)opt.otel_batch_spans,
+               .batch_delay_us = opt.otel_batch_delay,
+               .timeout_us = opt.otel_timeout,
+               .backoff_initial_us = opt.otel_retry_initial,
+               .backoff_max_us = opt.otel_retry_max_interval,
+               .retry_max_elapsed_us = opt.otel_retry_max,
+               /* the rest of the shutdown gets the other half */
+               .flush_timeout_us = opt.shutdown_timeout / 2},
+      .otlp_only = opt.otel_only};
   int rc = kt_pipeline_open(&po, &a->p);
   if (rc || replay_mode || !opt.durable)
     return rc;
@@ -524,6 +561,14 @@ static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
       opt.span_ttl < 60000000) {
     fprintf(stderr, "kelemetry: --audit-consumer-workers must be 1..64, "
             "--audit-queue-limit >= 1, --aggregator-span-ttl >= 1m\n");
+    return 2;
+  }
+  if ((strcmp(opt.otel_encoding, "protobuf") && strcmp(opt.otel_encoding, "json")) ||
+      opt.otel_buffer_spans < 1 || opt.otel_batch_spans < 1 ||
+      (opt.otel_only && !*opt.otel_endpoint)) {
+    fprintf(stderr, "kelemetry: --tracer-otel-encoding must be protobuf or json, "
+            "--tracer-otel-buffer-spans and --tracer-otel-batch-spans >= 1, "
+            "--tracer-otel-only needs --tracer-otel-endpoint\n");
     return 2;
   }
   return 0;

@@ -15,6 +15,7 @@
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
 #include "diff/kt_diffcache.h"
+#include "store/kt_otlp.h"
 #include "store/kt_store.h"
 
 #define MAX_LINK_DEPTH 10
@@ -48,6 +49,8 @@ struct kt_aggregator {
   int nrules;
   struct kt_defer m_send; /* aggregator_send (§3.2) */
   struct kt_metric *m_lazy, *m_link;
+  struct kt_otlp *otlp; /* NULL = no export */
+  int store_spans;
 };
 
 static int parse_kv_list(const char *s, struct kv *out, int max)
@@ -133,6 +136,7 @@ int kt_aggregator_new(const struct kt_agg_opts *o, struct kt_store *store,
   if (!a->o.resource_event_tag_verbs)
     a->o.resource_event_tag_verbs = "create";
   a->store = store;
+  a->store_spans = 1;
   a->sc = sc;
   a->dc = dc;
   a->npseudo = parse_kv_list(o->pseudo_global_tags, a->pseudo_tags, MAX_TAGS);
@@ -291,6 +295,24 @@ static void key_trace_id(const char *key, uint8_t id[16])
   memcpy(id + 8, &b, 8);
 }
 
+/* Every span leaves here: exported (a copy) and/or stored. Takes s. */
+static int emit(struct kt_aggregator *a, struct kt_span *s)
+{
+  if (a->otlp)
+    kt_otlp_put(a->otlp, s); /* never blocks; a drop is counted there */
+  if (a->store_spans)
+    return kt_store_put(a->store, s);
+  kt_span_free(s);
+  return 0;
+}
+
+void kt_aggregator_set_exporter(struct kt_aggregator *a, struct kt_otlp *exp,
+                                int store_spans)
+{
+  a->otlp = exp;
+  a->store_spans = store_spans;
+}
+
 static int create_pseudo(struct kt_aggregator *a, const struct pseudo_req *r,
                          const char *key, struct ctx *out)
 {
@@ -320,7 +342,7 @@ static int create_pseudo(struct kt_aggregator *a, const struct pseudo_req *r,
     add_resource_tags(a, s, r->obj, r->body);
   memcpy(out->trace, s->trace_id, 16);
   out->span = s->span_id;
-  return kt_store_put(a->store, s);
+  return emit(a, s);
 }
 
 /* Gets or creates the pseudo span of (object, window, dedup): §1.8's
@@ -560,7 +582,7 @@ int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,
   add_kv_tags(ev, a->event_tags, a->nevent);
   char source[32]; /* ev belongs to the store once put */
   snprintf(source, sizeof source, "%s", src);
-  rc = kt_store_put(a->store, ev);
+  rc = emit(a, ev);
   kt_defer_done(&a->m_send, (const char *const[]){obj->cluster, source, rc ? "false" : "true",
                                                   rc ? "StoreSpan" : "<nil>"}, t0);
   return rc;

@@ -20,6 +20,7 @@ struct kt_store;
 struct kt_spancache;
 struct kt_diffcache;
 struct kt_aggregator;
+struct kt_otlp;
 
 struct kt_agg_opts {
   int64_t span_ttl_us;       /* window length, default 30m */
@@ -62,6 +63,12 @@ void kt_object_key(const struct kt_object *o, char *buf, size_t len);
 void kt_aggregator_set_fetch(struct kt_aggregator *a,
                              cJSON *(*fetch)(void *ud, const struct kt_object *o),
                              void *ud);
+
+/* Every span is also handed to exp (borrowed, may be NULL; set before
+ * sending) and, unless store_spans is 0, stored (the default). Without
+ * stored spans kt_aggregator_has_event() is always 0. */
+void kt_aggregator_set_exporter(struct kt_aggregator *a, struct kt_otlp *exp,
+                                int store_spans);
 
 /* Whether the event span span_id of obj at time t_us is already stored
  * (object spans have ids derived from (object, window), so this is one

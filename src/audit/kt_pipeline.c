@@ -14,6 +14,11 @@ int kt_pipeline_open(const struct kt_pipeline_opts *o, struct kt_pipeline *p)
   rc = rc ? rc : kt_spancache_memory_new(p->store, o->span_cache_entries, &p->sc);
   rc = rc ? rc : kt_diffcache_new(p->store, o->diff_cache_bytes, &p->dc);
   rc = rc ? rc : kt_aggregator_new(&o->agg, p->store, p->sc, p->dc, &p->agg);
+  if (!rc && o->otlp.endpoint && *o->otlp.endpoint) {
+    rc = kt_otlp_new(&o->otlp, &p->otlp);
+    if (!rc)
+      kt_aggregator_set_exporter(p->agg, p->otlp, !o->otlp_only);
+  }
   rc = rc ? rc : kt_filter_new(&o->filter, &p->filter);
   rc = rc ? rc : kt_decorator_new(o->redact_pattern, p->dc, &p->dec);
   rc = rc ? rc : kt_consumer_new(&o->consumer, p->filter, p->dec, p->agg,
@@ -29,6 +34,7 @@ void kt_pipeline_close(struct kt_pipeline *p)
   kt_decorator_free(p->dec);
   kt_filter_free(p->filter);
   kt_aggregator_free(p->agg);
+  kt_otlp_free(p->otlp); /* flushes what the aggregator handed over */
   kt_diffcache_free(p->dc); /* persists the bodies */
   kt_spancache_free(p->sc);
   kt_store_close(p->store); /* flushes */

@@ -10,6 +10,7 @@
 #include "aggregator/kt_aggregator.h"
 #include "audit/kt_consumer.h"
 #include "audit/kt_filter.h"
+#include "store/kt_otlp.h"
 #include "store/kt_store.h"
 
 struct kt_pipeline_opts {
@@ -21,6 +22,10 @@ struct kt_pipeline_opts {
   struct kt_filter_opts filter;
   const char *redact_pattern;
   struct kt_consumer_opts consumer;
+  /* OTLP export when otlp.endpoint is set; otlp_only: spans are exported
+   * and not stored (the store keeps the caches and the inbox). */
+  struct kt_otlp_opts otlp;
+  int otlp_only;
 };
 
 struct kt_pipeline {
@@ -31,6 +36,7 @@ struct kt_pipeline {
   struct kt_filter *filter;
   struct kt_decorator *dec;
   struct kt_consumer *consumer;
+  struct kt_otlp *otlp; /* NULL without export */
 };
 
 /* 0, or a negative code with the reason logged; on failure everything
