@@ -717,6 +717,90 @@ static int cmp_op(const void *a, const void *b)
          : x->span->start_us > y->span->start_us;
 }
 
+/* Binary COPY data (the PGCOPY format): big-endian lengths, raw values. */
+static void sb_raw(struct sbuf *s, const void *v, size_t n)
+{
+  if (!s->failed && s->cap - s->len < n) {
+    size_t cap = s->cap ? s->cap * 2 : 65536;
+    while (cap - s->len < n)
+      cap *= 2;
+    char *b = realloc(s->b, cap);
+    if (!b)
+      s->failed = 1;
+    else {
+      s->b = b;
+      s->cap = cap;
+    }
+  }
+  if (s->failed)
+    return;
+  memcpy(s->b + s->len, v, n);
+  s->len += n;
+}
+
+static void sb_be(struct sbuf *s, uint32_t v, int bytes)
+{
+  unsigned char b[4];
+  for (int i = 0; i < bytes; i++)
+    b[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+  sb_raw(s, b, (size_t)bytes);
+}
+
+/* Spans go through COPY (binary) into a temporary table, then one upsert
+ * from it: measured 30 % faster than a multi-row INSERT of the same
+ * batch (docs/internals/store.md). kv rows, few and small, use INSERT. */
+static int write_spans_copy(PGconn *c, struct kt__op *const *ops, size_t n)
+{
+  struct sbuf b = {0};
+  struct arena a = {0};
+  struct params ps;
+  /* The signature, flags and header extension length of PGCOPY. */
+  sb_raw(&b, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+  int rc = params_init(&ps, SPAN_NCOLS);
+  for (size_t i = 0; i < n && !rc; i++) {
+    ps.n = ps.nints = 0;
+    rc = add_span_row(&ps, ops[i], &a);
+    sb_be(&b, SPAN_NCOLS, 2);
+    for (int k = 0; k < ps.n && !rc; k++) {
+      sb_be(&b, ps.v[k] ? (uint32_t)ps.len[k] : 0xffffffffu, 4);
+      if (ps.v[k])
+        sb_raw(&b, ps.v[k], (size_t)ps.len[k]);
+    }
+  }
+  params_free(&ps);
+  arena_free(&a);
+  sb_be(&b, 0xffff, 2);
+  if (!rc && b.failed)
+    rc = -ENOMEM;
+  rc = rc ? rc : cmd(c, "CREATE TEMP TABLE IF NOT EXISTS kt_in (LIKE spans)"
+                        " ON COMMIT DELETE ROWS");
+  PGresult *r = rc ? NULL : PQexec(c, "COPY kt_in FROM STDIN (FORMAT binary)");
+  int copying = r && PQresultStatus(r) == PGRES_COPY_IN;
+  if (!rc && !copying)
+    rc = failure(c, r);
+  PQclear(r);
+  if (copying && (PQputCopyData(c, b.b, (int)b.len) != 1 ||
+                  PQputCopyEnd(c, NULL) != 1))
+    rc = -ENOTCONN;
+  while (copying && (r = PQgetResult(c))) { /* drained in all cases */
+    if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      char buf[512];
+      kt_error("store: write failed: %s",
+               first_line(PQresultErrorMessage(r), buf, sizeof buf));
+      rc = failure(c, r);
+    }
+    PQclear(r);
+  }
+  free(b.b);
+  if (rc)
+    return rc;
+  struct sbuf sql = {0};
+  sb_printf(&sql, "INSERT INTO spans SELECT * FROM kt_in%s", upsert_tail[KT__OP_SPAN]);
+  rc = cmd(c, sql.b);
+  free(sql.b);
+  return rc;
+}
+
 /* Writes the kept ops of one kind in statements of ROWS_PER_STMT, in key
  * order: two processes upserting the same rows then lock them in the same
  * order, and cannot deadlock. */
@@ -731,6 +815,8 @@ static int write_kind(PGconn *c, enum kt__op_kind kind,
       tmp[m++] = ops[i];
   if (m > 1)
     qsort(tmp, m, sizeof *tmp, cmp_op);
+  if (kind == KT__OP_SPAN && m)
+    return write_spans_copy(c, tmp, m);
   for (size_t i = 0; i < m && !rc; i += ROWS_PER_STMT)
     rc = write_rows(c, kind, tmp + i, m - i < ROWS_PER_STMT ? m - i
                                                             : ROWS_PER_STMT);
