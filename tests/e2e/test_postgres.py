@@ -123,6 +123,7 @@ with engines.Postgres() as pg:
 
         def post(part):
             for b in part:
+                time.sleep(0.05)  # paced, so that the outage lands mid-load
                 deadline = time.time() + 90
                 while time.time() < deadline:
                     try:
@@ -140,8 +141,8 @@ with engines.Postgres() as pg:
         threads = [threading.Thread(target=post, args=(bodies[i::2],)) for i in range(2)]
         for t in threads:
             t.start()
-        while acked[0] < len(bodies) // 3:
-            time.sleep(0.05)
+        while acked[0] < len(bodies) // 4:
+            time.sleep(0.01)
         pg.stop()
         at_stop = acked[0]
         st, d = get_json(k, "/api/traces?service=tracing&operation=load&start=%d&end=%d"
