@@ -73,6 +73,10 @@ struct options {
   char *event_le_ns, *event_le_name, *diff_le_ns, *diff_le_name;
   long event_le_n, diff_le_n;
   char *kube_timeouts;
+  /* span store backend */
+  char *store_backend, *pg_dsn;
+  int64_t pg_partition;
+  long pg_pool;
   /* kelemetrix (§3.3) */
   int kx_enable, kx_log_tags, kx_log_quantities;
   char *kx_config;
@@ -98,6 +102,10 @@ static const struct kt_flag flags[] = {
   F("shutdown-timeout", KT_DURATION, "15s", "budget to drain and flush on SIGINT/SIGTERM", &opt.shutdown_timeout),
   F("data-dir", KT_STR, "./kelemetry-data", "where the embedded store lives", &opt.data_dir),
   F("storage-retention", KT_DURATION, "168h", "delete traces older than this (0 = keep)", &opt.retention),
+  F("storage-backend", KT_STR, "sqlite", "span store: sqlite (embedded, in --data-dir) or postgres (shared by many processes, --storage-postgres-dsn)", &opt.store_backend),
+  F("storage-postgres-dsn", KT_STR, "", "postgres: libpq conninfo (\"host=... dbname=...\") or postgresql:// URI", &opt.pg_dsn),
+  F("storage-postgres-partition-interval", KT_DURATION, "24h", "postgres: time span of one span partition (retention drops whole partitions)", &opt.pg_partition),
+  F("storage-postgres-pool", KT_INT, "4", "postgres: connections for reads (queries, caches)", &opt.pg_pool),
   F("audit-webhook-enable", KT_BOOL, "true", "serve POST /audit and /audit/{cluster}", &opt.webhook_enable),
   F("http-address", KT_STR, "", "webhook listen address", &opt.http_address),
   F("http-port", KT_INT, "8080", "webhook port", &opt.http_port),
@@ -245,13 +253,27 @@ static int replay_mode;
 static int start_pipeline(struct app *a)
 {
   char path[4096];
-  if (mkdir(opt.data_dir, 0750) && errno != EEXIST) {
+  int pg = !strcmp(opt.store_backend, "postgres");
+  if (!pg && strcmp(opt.store_backend, "sqlite")) {
+    kt_error("--storage-backend must be sqlite or postgres, not %s", opt.store_backend);
+    return -EINVAL;
+  }
+  if (pg && (!*opt.pg_dsn || opt.pg_partition < 60000000 || opt.pg_pool < 1 ||
+             opt.pg_pool > 64)) {
+    kt_error("--storage-backend=postgres needs --storage-postgres-dsn, "
+             "--storage-postgres-partition-interval >= 1m and "
+             "--storage-postgres-pool 1..64");
+    return -EINVAL;
+  }
+  if (!pg && mkdir(opt.data_dir, 0750) && errno != EEXIST) {
     kt_error("cannot create --data-dir %s: %s", opt.data_dir, strerror(errno));
     return -errno;
   }
   snprintf(path, sizeof path, "%s/kelemetry.db", opt.data_dir);
   struct kt_pipeline_opts po = {
       .db_path = path,
+      .pg_dsn = pg ? opt.pg_dsn : NULL,
+      .store = {.partition_us = opt.pg_partition, .pool = (unsigned)opt.pg_pool},
       .span_cache_entries = opt.span_cache_entries,
       .diff_cache_bytes = opt.diff_cache_bytes,
       .agg = {opt.span_ttl, opt.span_extra_ttl, opt.reserve_ttl,

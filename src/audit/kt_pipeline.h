@@ -15,6 +15,7 @@
 
 struct kt_pipeline_opts {
   const char *db_path;
+  const char *pg_dsn; /* non-NULL: the store is PostgreSQL, not db_path */
   struct kt_store_opts store;
   size_t span_cache_entries; /* 0 = default */
   size_t diff_cache_bytes;   /* 0 = default */

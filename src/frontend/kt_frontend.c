@@ -28,6 +28,7 @@
 #include "store/kt_store.h"
 
 #define MAX_LIMIT 1500
+#define STORE_DOWN "the span store cannot be read now (server unreachable); retry later"
 
 struct kt_frontend {
   struct kt_frontend_opts o;
@@ -399,6 +400,7 @@ static int parse_search(const struct kt_http_req *req, struct search *s,
 struct found {
   char obj[64][640];
   size_t n, limit;
+  int store_err; /* the store could not be read (a server store is down) */
 };
 
 static void collect_objects(struct kt_frontend *f, const struct search *s,
@@ -411,8 +413,10 @@ static void collect_objects(struct kt_frontend *f, const struct search *s,
   size_t n = 0;
   if (!strcmp(service, "object"))
     q.start_us = s->start - f->o.span_ttl_us;
-  if (kt_store_find(f->store, &q, &refs, &n))
+  if (kt_store_find(f->store, &q, &refs, &n)) {
+    out->store_err = 1;
     return;
+  }
   for (size_t i = 0; i < n && out->n < out->limit; i++) {
     int dup = !refs[i].root_span_id;
     for (size_t j = 0; j < out->n && !dup; j++)
@@ -429,6 +433,7 @@ static void find_objects(struct kt_frontend *f, const struct search *s,
                          struct found *out)
 {
   out->n = 0;
+  out->store_err = 0;
   out->limit = s->limit < 64 ? s->limit : 64;
   collect_objects(f, s, "audit", out);
   collect_objects(f, s, "event", out);
@@ -445,6 +450,11 @@ static cJSON *run_search(struct kt_frontend *f, const struct search *s,
   if (!fo)
     return data;
   find_objects(f, s, fo);
+  if (fo->store_err) { /* NULL: the caller answers 503 */
+    free(fo);
+    cJSON_Delete(data);
+    return NULL;
+  }
   for (size_t i = 0; i < fo->n; i++) {
     struct entry e = {.start = s->start, .end = s->end};
     if (kt_objkey_parse(fo->obj[i], &e.key))
@@ -609,6 +619,8 @@ static int traces(struct kt_frontend *f, const struct kt_http_req *req,
   }
   cJSON *data = run_search(f, &s, &count);
   cJSON_Delete(s.tags_json);
+  if (!data)
+    return jaeger_error(resp, 503, STORE_DOWN);
   send_json(resp, 200, envelope(data));
   return 0;
 }
@@ -764,6 +776,8 @@ static int h_summaries(void *ud, const struct kt_http_req *req,
   int count;
   cJSON *traces = run_search(f, &s, &count), *tr;
   cJSON_Delete(s.tags_json);
+  if (!traces)
+    return jaeger_error(resp, 503, STORE_DOWN);
   cJSON *out = cJSON_CreateObject(), *sums = cJSON_AddArrayToObject(out, "summaries");
   cJSON_ArrayForEach(tr, traces) {
     cJSON *sum = cJSON_CreateObject(), *spans = cJSON_GetObjectItem(tr, "spans");

@@ -1,6 +1,7 @@
-/* kt_store: the span store interface. The embedded default is SQLite
- * (kt_store_sqlite.c); the distributed issue adds PostgreSQL and OTLP
- * export behind the same functions.
+/* kt_store: the span store interface. Backends behind it (an ops table,
+ * kt_store_backend.h): the embedded SQLite file (kt_store_sqlite.c) and a
+ * shared PostgreSQL server (kt_store_pg.c). Callers see the same functions
+ * and the same behaviour whichever backend was opened.
  *
  * Writes are asynchronous: kt_store_put() hands the span to a single
  * writer thread that commits in batches (group commit). The writer's queue
@@ -20,6 +21,9 @@ struct kt_store_opts {
   size_t queue_limit;     /* spans waiting for the writer; 0 = 65536 */
   size_t batch_max;       /* spans per transaction; 0 = 4096 */
   int64_t batch_wait_us;  /* max wait before committing a partial batch; 0 = 20ms */
+  /* PostgreSQL only */
+  int64_t partition_us;   /* span partition length; 0 = 24h */
+  unsigned pool;          /* read connections; 0 = 4 */
 };
 
 /* Search: every non-NULL filter must match the same span. */
@@ -48,6 +52,15 @@ struct kt_trace_ref {
  * with a one-line reason logged (e.g. -EIO for a corrupt file). */
 int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
                          struct kt_store **out);
+/* Connects to PostgreSQL (conninfo: a libpq "key=value" string or a
+ * postgresql:// URI), creates or migrates the schema (under an advisory
+ * lock: concurrent starts are safe) and starts the writer thread. The
+ * server must be reachable now; later outages are ridden out (writes wait
+ * and retry, reads fail with -EIO). Returns 0 and *out, or a negative code
+ * with a one-line reason logged: -EIO unreachable or refused, -EPROTO a
+ * schema newer than this build. */
+int kt_store_open_postgres(const char *conninfo, const struct kt_store_opts *o,
+                           struct kt_store **out);
 /* Flushes and closes; NULL is a no-op. */
 void kt_store_close(struct kt_store *st);
 
@@ -56,12 +69,15 @@ void kt_store_close(struct kt_store *st);
  * close began. */
 int kt_store_put(struct kt_store *st, struct kt_span *span);
 /* Returns once everything put before the call is committed: 0, or -EIO
- * once the store has given writes up (disk full, read-only, I/O errors:
- * retried for about 1.5 s first); from then on nothing is durable and
+ * once the store has given writes up (SQLite: disk full, read-only, I/O
+ * errors, retried for about 1.5 s first; PostgreSQL never gives up, it
+ * waits for the server to come back); from then on nothing is durable and
  * kt_store_failed says so. */
 int kt_store_flush(struct kt_store *st);
 int kt_store_failed(struct kt_store *st);
 
+/* Reads below return -EIO (or 0 / nothing for has_span and count < 0)
+ * when the server cannot be reached. */
 /* Appends the trace's spans to out (caller owns them). 0 or -ENOENT. */
 int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
                        struct kt_span_vec *out);
@@ -69,8 +85,10 @@ int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
  * malloc'd (caller frees); *n may be 0. */
 int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
                   struct kt_trace_ref **out, size_t *n);
-/* Deletes spans of traces whose root ended before before_us, and expired
- * kv entries. Returns the number of spans deleted, or a negative code. */
+/* Deletes old spans and expired kv entries. Returns the number of spans
+ * deleted, or a negative code. SQLite deletes the traces whose root ended
+ * before before_us; PostgreSQL drops the whole time partitions that end
+ * before it (and creates the coming ones). */
 int64_t kt_store_retain(struct kt_store *st, int64_t before_us);
 /* 1 when the span is stored (committed), else 0. */
 int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],

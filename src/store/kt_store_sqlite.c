@@ -1,25 +1,20 @@
 /* kt_store_sqlite: the embedded span store (see kt_store.h).
  *
- * One writer thread owns the write connection and commits whatever has
- * queued up since its last commit in one transaction (group commit): under
- * load, batches grow by themselves; when idle, a lone span is committed at
- * once. SQLite allows one writer at a time anyway, so a single thread with
- * reused prepared statements is the fastest shape. Readers use their own
- * connection; WAL lets them run during writes.
+ * The shared writer queue (kt_store_backend.h) hands batches to
+ * commit_with_retry, which owns the write connection and commits a batch
+ * in one transaction (group commit): under load, batches grow by
+ * themselves; when idle, a lone span is committed at once. SQLite allows
+ * one writer at a time anyway, so a single thread with reused prepared
+ * statements is the fastest shape. Readers use their own connection; WAL
+ * lets them run during writes.
  *
  * A span row keeps the key tags in columns (indexed for searches) and all
- * tags and logs in a compact binary body:
- *   varint ntags, (varint len, bytes key, varint len, bytes value)*,
- *   varint nlogs, (zigzag varint ts, str type, str msg)*  */
-#define _GNU_SOURCE /* pthread_setname_np */
-#include "store/kt_store.h"
-
-#include "core/kt_zstd.h"
+ * tags and logs in the body encoded by kt_store.c. */
+#include "store/kt_store_backend.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <zstd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,36 +27,17 @@
 
 #define SCHEMA_VERSION 1
 
-enum op_kind { OP_SPAN, OP_KV_PUT, OP_KV_DEL };
-
-struct op {
-  struct op *next;
-  enum op_kind kind;
-  uint64_t seq;
-  struct kt_span *span;
-  unsigned char *body; /* the span's encoded tags and logs */
-  size_t body_len;
-  char *ns, *key;
-  void *val;
-  size_t len;
-  int64_t expires_us;
-};
-
-struct kt_store {
+struct sq {
+  struct kt_store base;
+  struct kt__wq wq;
   sqlite3 *wdb, *rdb;
   pthread_mutex_t rmu; /* the read connection */
-  pthread_mutex_t mu;  /* the queue */
-  pthread_cond_t has_ops, has_room, committed;
-  struct op *head, *tail;
-  size_t nops, limit, batch_max;
-  uint64_t seq_enqueued, seq_committed;
-  int closing;
-  int failed; /* writes were given up: nothing is durable any more */
-  pthread_t writer;
   sqlite3_stmt *ins_span, *ins_kv, *del_kv;
-  struct kt_metric *m_written, *m_errors, *m_lost;
+  struct kt_metric *m_written, *m_errors;
   struct kt_series *s_batch;
 };
+
+#define SQ(b) ((struct sq *)(b))
 
 static const char *schema =
     /* A rowid table: span bodies are kilobytes, which WITHOUT ROWID
@@ -80,196 +56,6 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL,"
     " value BLOB NOT NULL, expires_us INTEGER NOT NULL,"
     " PRIMARY KEY(ns, key)) WITHOUT ROWID;";
-
-/* ---- body encoding ---------------------------------------------------- */
-
-struct enc {
-  unsigned char *b;
-  size_t len, cap;
-  int failed;
-};
-
-static void enc_reserve(struct enc *e, size_t n)
-{
-  if (e->failed || e->len + n <= e->cap)
-    return;
-  size_t cap = e->cap ? e->cap * 2 : 1024;
-  while (cap < e->len + n)
-    cap *= 2;
-  unsigned char *b = realloc(e->b, cap);
-  if (!b) {
-    e->failed = 1;
-    return;
-  }
-  e->b = b;
-  e->cap = cap;
-}
-
-static void enc_varint(struct enc *e, uint64_t v)
-{
-  enc_reserve(e, 10);
-  if (e->failed)
-    return;
-  while (v >= 0x80) {
-    e->b[e->len++] = (unsigned char)(v | 0x80);
-    v >>= 7;
-  }
-  e->b[e->len++] = (unsigned char)v;
-}
-
-static void enc_str(struct enc *e, const char *s)
-{
-  size_t n = strlen(s);
-  enc_varint(e, n);
-  enc_reserve(e, n);
-  if (e->failed)
-    return;
-  memcpy(e->b + e->len, s, n);
-  e->len += n;
-}
-
-/* Logs (diffs, snapshots) are most of a span's bytes and compress ~5x;
- * they are compressed here, in the caller's thread, so the single writer
- * has less to write. Tags stay plain (cheap to read, greppable). */
-#define COMPRESS_MIN 2048
-enum { LOGS_RAW = 0, LOGS_ZSTD = 1 };
-
-static void encode_logs(const struct kt_span *s, struct enc *e)
-{
-  enc_varint(e, s->nlogs);
-  for (size_t i = 0; i < s->nlogs; i++) {
-    int64_t ts = s->logs[i].ts_us;
-    enc_varint(e, ((uint64_t)ts << 1) ^ (uint64_t)(ts >> 63));
-    enc_str(e, s->logs[i].type);
-    enc_str(e, s->logs[i].msg);
-  }
-}
-
-
-static int encode_body(const struct kt_span *s, struct enc *e)
-{
-  enc_varint(e, s->ntags);
-  for (size_t i = 0; i < s->ntags; i++) {
-    enc_str(e, s->tags[i].key);
-    enc_str(e, s->tags[i].value);
-  }
-  struct enc logs = {0};
-  encode_logs(s, &logs);
-  size_t bound = ZSTD_compressBound(logs.len);
-  enc_reserve(e, 1 + 10 + bound);
-  if (logs.failed || e->failed) {
-    free(logs.b);
-    return -ENOMEM;
-  }
-  ZSTD_CCtx *zc = logs.len >= COMPRESS_MIN ? kt_zstd_cctx() : NULL;
-  size_t z = zc ? ZSTD_compressCCtx(zc, e->b + e->len + 11, bound, logs.b,
-                                    logs.len, 1)
-                : 0;
-  if (z && !ZSTD_isError(z) && z < logs.len) {
-    e->b[e->len++] = LOGS_ZSTD;
-    size_t before = e->len;
-    enc_varint(e, logs.len); /* at most 10 bytes: the data sits after 11 */
-    memmove(e->b + e->len, e->b + before + 10, z);
-    e->len += z;
-  } else {
-    e->b[e->len++] = LOGS_RAW;
-    memcpy(e->b + e->len, logs.b, logs.len);
-    e->len += logs.len;
-  }
-  free(logs.b);
-  return 0;
-}
-
-struct dec {
-  const unsigned char *p, *end;
-  int bad;
-};
-
-static uint64_t dec_varint(struct dec *d)
-{
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (d->p >= d->end) {
-      d->bad = 1;
-      return 0;
-    }
-    unsigned char c = *d->p++;
-    v |= (uint64_t)(c & 0x7f) << shift;
-    if (!(c & 0x80))
-      return v;
-  }
-  d->bad = 1;
-  return 0;
-}
-
-static char *dec_str(struct dec *d)
-{
-  uint64_t n = dec_varint(d);
-  if (d->bad || n > (uint64_t)(d->end - d->p)) {
-    d->bad = 1;
-    return NULL;
-  }
-  char *s = malloc(n + 1);
-  if (!s) {
-    d->bad = 1;
-    return NULL;
-  }
-  memcpy(s, d->p, n);
-  s[n] = 0;
-  d->p += n;
-  return s;
-}
-
-static void decode_logs(struct kt_span *s, struct dec *d)
-{
-  uint64_t nl = dec_varint(d);
-  for (uint64_t i = 0; i < nl && !d->bad; i++) {
-    uint64_t z = dec_varint(d);
-    int64_t ts = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-    char *t = dec_str(d), *m = dec_str(d);
-    if (t && m)
-      kt_span_add_log_owned(s, ts, t, m);
-    else
-      free(m);
-    free(t);
-  }
-}
-
-/* Fills tags and logs of s from a body; -EIO when it is malformed. */
-static int decode_body(struct kt_span *s, const void *body, size_t len)
-{
-  struct dec d = {body, (const unsigned char *)body + len, 0};
-  uint64_t nt = dec_varint(&d);
-  for (uint64_t i = 0; i < nt && !d.bad; i++) {
-    char *k = dec_str(&d), *v = dec_str(&d);
-    if (k && v)
-      kt_span_add_tag(s, k, v);
-    free(k);
-    free(v);
-  }
-  if (d.bad || d.p >= d.end)
-    return -EIO;
-  int kind = *d.p++;
-  if (kind == LOGS_RAW) {
-    decode_logs(s, &d);
-    return d.bad ? -EIO : 0;
-  }
-  uint64_t raw = dec_varint(&d);
-  if (d.bad || kind != LOGS_ZSTD || raw > ((uint64_t)256 << 20))
-    return -EIO;
-  ZSTD_DCtx *zc = kt_zstd_dctx();
-  unsigned char *buf = malloc(raw ? raw : 1);
-  size_t got = buf && zc ? ZSTD_decompressDCtx(zc, buf, raw, d.p,
-                                               (size_t)(d.end - d.p)) : 0;
-  if (!buf || ZSTD_isError(got) || got != raw) {
-    free(buf);
-    return -EIO;
-  }
-  struct dec ld = {buf, buf + raw, 0};
-  decode_logs(s, &ld);
-  free(buf);
-  return ld.bad ? -EIO : 0;
-}
 
 /* ---- open ------------------------------------------------------------- */
 
@@ -320,9 +106,7 @@ static int check_schema(sqlite3 *db, const char *path)
   return exec(db, "PRAGMA user_version = 1");
 }
 
-static void *writer_main(void *arg);
-
-static int prepare(struct kt_store *st)
+static int prepare(struct sq *st)
 {
   int rc = sqlite3_prepare_v2(st->wdb,
       "INSERT OR REPLACE INTO spans VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
@@ -334,72 +118,24 @@ static int prepare(struct kt_store *st)
   return rc == SQLITE_OK ? 0 : -EIO;
 }
 
-static void register_metrics(struct kt_store *st)
+static void register_metrics(struct sq *st)
 {
   struct kt_metrics *r = kt_metrics_default();
   st->m_written = kt_metrics_counter(r, "store_spans_written_total",
       "Spans committed to the store", NULL);
   st->m_errors = kt_metrics_counter(r, "store_write_errors_total",
       "Failed store transactions (retried)", NULL);
-  st->m_lost = kt_metrics_counter(r, "store_writes_lost_total",
-      "Writes given up after retries", NULL);
   st->s_batch = kt_metric_series(kt_metrics_histogram(r,
       "store_commit_seconds", "Duration of one group commit", NULL, NULL, 0),
       NULL);
 }
 
-int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
-                         struct kt_store **out)
-{
-  struct kt_store *st = calloc(1, sizeof *st);
-  if (!st)
-    return -ENOMEM;
-  st->limit = o && o->queue_limit ? o->queue_limit : 65536;
-  st->batch_max = o && o->batch_max ? o->batch_max : 4096;
-  pthread_mutex_init(&st->rmu, NULL);
-  pthread_mutex_init(&st->mu, NULL);
-  pthread_cond_init(&st->has_ops, NULL);
-  pthread_cond_init(&st->has_room, NULL);
-  pthread_cond_init(&st->committed, NULL);
-  int rc = open_conn(path, &st->wdb);
-  rc = rc ? rc : check_schema(st->wdb, path);
-  rc = rc ? rc : open_conn(path, &st->rdb);
-  rc = rc ? rc : prepare(st);
-  if (rc) {
-    kt_error("store: %s is not a usable kelemetry database (corrupt, "
-             "read-only or not SQLite); move it away or choose another "
-             "--data-dir", path);
-    sqlite3_finalize(st->ins_span);
-    sqlite3_finalize(st->ins_kv);
-    sqlite3_finalize(st->del_kv);
-    sqlite3_close(st->wdb);
-    sqlite3_close(st->rdb);
-    free(st);
-    return rc == -EPROTO ? rc : -EIO;
-  }
-  register_metrics(st);
-  pthread_create(&st->writer, NULL, writer_main, st);
-  *out = st;
-  return 0;
-}
-
 /* ---- writer ----------------------------------------------------------- */
 
-static void free_op(struct op *op)
-{
-  kt_span_free(op->span);
-  free(op->body);
-  free(op->ns);
-  free(op->key);
-  free(op->val);
-  free(op);
-}
-
-static int write_span(struct kt_store *st, const struct op *op)
+static int write_span(struct sq *st, const struct kt__op *op)
 {
   const struct kt_span *s = op->span;
   sqlite3_stmt *q = st->ins_span;
-  const char *keys[] = {"cluster", "group", "resource", "namespace", "name"};
   sqlite3_bind_blob(q, 1, s->trace_id, 16, SQLITE_STATIC);
   sqlite3_bind_int64(q, 2, (sqlite3_int64)s->span_id);
   sqlite3_bind_int64(q, 3, (sqlite3_int64)s->parent_id);
@@ -408,7 +144,7 @@ static int write_span(struct kt_store *st, const struct op *op)
   sqlite3_bind_int64(q, 6, s->start_us);
   sqlite3_bind_int64(q, 7, s->end_us);
   for (int i = 0; i < 5; i++) {
-    const char *v = kt_span_tag(s, keys[i]);
+    const char *v = kt_span_tag(s, kt__store_key_tags[i]);
     if (v)
       sqlite3_bind_text(q, 8 + i, v, -1, SQLITE_STATIC);
     else
@@ -420,15 +156,15 @@ static int write_span(struct kt_store *st, const struct op *op)
   return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-static int write_op(struct kt_store *st, const struct op *op)
+static int write_op(struct sq *st, const struct kt__op *op)
 {
   sqlite3_stmt *q;
-  if (op->kind == OP_SPAN)
+  if (op->kind == KT__OP_SPAN)
     return write_span(st, op);
-  q = op->kind == OP_KV_PUT ? st->ins_kv : st->del_kv;
+  q = op->kind == KT__OP_KV_PUT ? st->ins_kv : st->del_kv;
   sqlite3_bind_text(q, 1, op->ns, -1, SQLITE_STATIC);
   sqlite3_bind_text(q, 2, op->key, -1, SQLITE_STATIC);
-  if (op->kind == OP_KV_PUT) {
+  if (op->kind == KT__OP_KV_PUT) {
     sqlite3_bind_blob(q, 3, op->val, (int)op->len, SQLITE_STATIC);
     sqlite3_bind_int64(q, 4, op->expires_us);
   }
@@ -437,11 +173,11 @@ static int write_op(struct kt_store *st, const struct op *op)
   return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-static int commit_batch(struct kt_store *st, struct op *batch)
+static int commit_batch(struct sq *st, struct kt__op *batch)
 {
   if (exec(st->wdb, "BEGIN"))
     return -EIO;
-  for (struct op *op = batch; op; op = op->next) {
+  for (struct kt__op *op = batch; op; op = op->next) {
     if (write_op(st, op)) {
       kt_error("store: write failed: %s", sqlite3_errmsg(st->wdb));
       exec(st->wdb, "ROLLBACK");
@@ -451,11 +187,13 @@ static int commit_batch(struct kt_store *st, struct op *batch)
   return exec(st->wdb, "COMMIT");
 }
 
-/* Retries a failed batch a few times (a full disk may be freed, a lock
- * released) before giving the writes up, loudly. */
-static void commit_with_retry(struct kt_store *st, struct op *batch, size_t n,
+/* The writer thread's commit: retries a failed batch a few times (a full
+ * disk may be freed, a lock released) before giving the writes up, loudly:
+ * a local disk that fails for 1.5 s rarely heals by itself. */
+static void commit_with_retry(void *ud, struct kt__op *batch, size_t n,
                               size_t spans)
 {
+  struct sq *st = ud;
   int64_t t0 = kt_mono_us();
   for (int attempt = 0; attempt < 5; attempt++) {
     if (commit_batch(st, batch) == 0) {
@@ -469,177 +207,46 @@ static void commit_with_retry(struct kt_store *st, struct op *batch, size_t n,
   }
   kt_error("store: giving up %zu writes after repeated failures: %s", n,
            sqlite3_errmsg(st->wdb));
-  kt_series_add(kt_metric_series(st->m_lost, NULL), (double)n);
-  pthread_mutex_lock(&st->mu);
-  st->failed = 1;
-  pthread_mutex_unlock(&st->mu);
+  kt_series_add(kt_metric_series(st->wq.m_lost, NULL), (double)n);
+  kt__wq_set_failed(&st->wq);
 }
 
-static void *writer_main(void *arg)
+static int sq_put(struct kt_store *b, struct kt_span *span)
 {
-  struct kt_store *st = arg;
-  pthread_setname_np(pthread_self(), "kt-writer");
-  for (;;) {
-    pthread_mutex_lock(&st->mu);
-    while (!st->head && !st->closing)
-      pthread_cond_wait(&st->has_ops, &st->mu);
-    if (!st->head) {
-      pthread_mutex_unlock(&st->mu);
-      break;
-    }
-    struct op *batch = st->head, *last = batch;
-    size_t n = 1, spans = batch->kind == OP_SPAN;
-    while (last->next && n < st->batch_max) {
-      last = last->next;
-      n++;
-      spans += last->kind == OP_SPAN;
-    }
-    st->head = last->next;
-    if (!st->head)
-      st->tail = NULL;
-    last->next = NULL;
-    st->nops -= n;
-    uint64_t seq = last->seq;
-    pthread_cond_broadcast(&st->has_room);
-    int failed = st->failed;
-    pthread_mutex_unlock(&st->mu);
-    /* After a give-up nothing more is written: a later write (an inbox
-     * entry's deletion) must not make durable what depends on writes that
-     * were lost; the inbox recovers them at the next start. */
-    if (failed)
-      kt_series_add(kt_metric_series(st->m_lost, NULL), (double)n);
-    else
-      commit_with_retry(st, batch, n, spans);
-    for (struct op *op = batch, *next; op; op = next) {
-      next = op->next;
-      free_op(op);
-    }
-    pthread_mutex_lock(&st->mu);
-    st->seq_committed = seq;
-    pthread_cond_broadcast(&st->committed);
-    pthread_mutex_unlock(&st->mu);
-  }
-  return NULL;
+  return kt__wq_put(&SQ(b)->wq, span);
 }
 
-static int enqueue(struct kt_store *st, struct op *op)
+static int sq_kv_put(struct kt_store *b, const char *ns, const char *key,
+                     const void *val, size_t len, int64_t expires_us)
 {
-  pthread_mutex_lock(&st->mu);
-  while (st->nops >= st->limit && !st->closing)
-    pthread_cond_wait(&st->has_room, &st->mu);
-  if (st->closing) {
-    pthread_mutex_unlock(&st->mu);
-    free_op(op);
-    return -ESHUTDOWN;
-  }
-  op->seq = ++st->seq_enqueued;
-  if (st->tail)
-    st->tail->next = op;
-  else
-    st->head = op;
-  st->tail = op;
-  st->nops++;
-  pthread_cond_signal(&st->has_ops);
-  pthread_mutex_unlock(&st->mu);
-  return 0;
+  return kt__wq_kv(&SQ(b)->wq, KT__OP_KV_PUT, ns, key, val, len, expires_us);
 }
 
-int kt_store_put(struct kt_store *st, struct kt_span *span)
+static int sq_kv_del(struct kt_store *b, const char *ns, const char *key)
 {
-  struct op *op = calloc(1, sizeof *op);
-  if (!op) {
-    kt_span_free(span);
-    return -ENOMEM;
-  }
-  op->kind = OP_SPAN;
-  op->span = span;
-  /* Encoded here, in the caller's thread: the single writer thread is the
-   * scarce resource. */
-  struct enc e = {0};
-  if (encode_body(span, &e)) {
-    free(e.b);
-    free_op(op);
-    return -ENOMEM;
-  }
-  op->body = e.b;
-  op->body_len = e.len;
-  return enqueue(st, op);
+  return kt__wq_kv(&SQ(b)->wq, KT__OP_KV_DEL, ns, key, NULL, 0, 0);
 }
 
-static int kv_op(struct kt_store *st, enum op_kind kind, const char *ns,
-                 const char *key, const void *val, size_t len, int64_t exp)
+static int sq_flush(struct kt_store *b)
 {
-  struct op *op = calloc(1, sizeof *op);
-  if (!op)
-    return -ENOMEM;
-  op->kind = kind;
-  op->ns = strdup(ns);
-  op->key = strdup(key);
-  op->len = len;
-  op->expires_us = exp;
-  if (val) {
-    op->val = malloc(len ? len : 1);
-    if (op->val)
-      memcpy(op->val, val, len);
-  }
-  if (!op->ns || !op->key || (val && !op->val)) {
-    free_op(op);
-    return -ENOMEM;
-  }
-  return enqueue(st, op);
+  return kt__wq_flush(&SQ(b)->wq);
 }
 
-int kt_store_kv_put(struct kt_store *st, const char *ns, const char *key,
-                    const void *val, size_t len, int64_t expires_us)
+static int sq_failed(struct kt_store *b)
 {
-  return kv_op(st, OP_KV_PUT, ns, key, val, len, expires_us);
+  return kt__wq_failed(&SQ(b)->wq);
 }
 
-int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key)
+static void sq_close(struct kt_store *b)
 {
-  return kv_op(st, OP_KV_DEL, ns, key, NULL, 0, 0);
-}
-
-int kt_store_flush(struct kt_store *st)
-{
-  pthread_mutex_lock(&st->mu);
-  uint64_t target = st->seq_enqueued;
-  while (st->seq_committed < target)
-    pthread_cond_wait(&st->committed, &st->mu);
-  int failed = st->failed;
-  pthread_mutex_unlock(&st->mu);
-  return failed ? -EIO : 0;
-}
-
-int kt_store_failed(struct kt_store *st)
-{
-  pthread_mutex_lock(&st->mu);
-  int failed = st->failed;
-  pthread_mutex_unlock(&st->mu);
-  return failed;
-}
-
-void kt_store_close(struct kt_store *st)
-{
-  if (!st)
-    return;
-  kt_store_flush(st);
-  pthread_mutex_lock(&st->mu);
-  st->closing = 1;
-  pthread_cond_broadcast(&st->has_ops);
-  pthread_cond_broadcast(&st->has_room);
-  pthread_mutex_unlock(&st->mu);
-  pthread_join(st->writer, NULL);
+  struct sq *st = SQ(b);
+  kt__wq_stop(&st->wq);
   sqlite3_finalize(st->ins_span);
   sqlite3_finalize(st->ins_kv);
   sqlite3_finalize(st->del_kv);
   sqlite3_close(st->wdb);
   sqlite3_close(st->rdb);
   pthread_mutex_destroy(&st->rmu);
-  pthread_mutex_destroy(&st->mu);
-  pthread_cond_destroy(&st->has_ops);
-  pthread_cond_destroy(&st->has_room);
-  pthread_cond_destroy(&st->committed);
   free(st);
 }
 
@@ -658,7 +265,7 @@ static struct kt_span *row_to_span(sqlite3_stmt *q)
   s->parent_id = (uint64_t)sqlite3_column_int64(q, 2);
   s->start_us = sqlite3_column_int64(q, 5);
   s->end_us = sqlite3_column_int64(q, 6);
-  if (decode_body(s, sqlite3_column_blob(q, 7),
+  if (kt__store_decode_body(s, sqlite3_column_blob(q, 7),
                   (size_t)sqlite3_column_bytes(q, 7)))
     kt_warn("store: span %016llx has a malformed body",
             (unsigned long long)s->span_id);
@@ -668,9 +275,10 @@ static struct kt_span *row_to_span(sqlite3_stmt *q)
 #define SPAN_COLS "trace_id, span_id, parent_id, service, operation, " \
                   "start_us, end_us, body"
 
-int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
+static int sq_get_trace(struct kt_store *b, const uint8_t trace_id[16],
                        struct kt_span_vec *out)
 {
+  struct sq *st = SQ(b);
   sqlite3_stmt *q;
   size_t before = out->n;
   pthread_mutex_lock(&st->rmu);
@@ -768,7 +376,7 @@ static int add_ref(struct refs *r, const void *tid)
 
 /* Newest matching spans first; distinct traces until the limit. With tag
  * filters, rows are decoded and checked here. */
-static int collect(struct kt_store *st, const struct kt_store_query *q,
+static int collect(struct sq *st, const struct kt_store_query *q,
                    size_t limit, struct refs *r)
 {
   struct sql s = {.len = 0};
@@ -801,7 +409,7 @@ static int collect(struct kt_store *st, const struct kt_store_query *q,
   return rc;
 }
 
-static void fill_roots(struct kt_store *st, struct refs *r)
+static void fill_roots(struct sq *st, struct refs *r)
 {
   sqlite3_stmt *q;
   if (sqlite3_prepare_v2(st->rdb,
@@ -833,9 +441,10 @@ static int cmp_ref_start(const void *a, const void *b)
   return x->start_us < y->start_us ? 1 : x->start_us > y->start_us ? -1 : 0;
 }
 
-int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
+static int sq_find(struct kt_store *b, const struct kt_store_query *q,
                   struct kt_trace_ref **out, size_t *n)
 {
+  struct sq *st = SQ(b);
   struct refs r = {0};
   size_t limit = q->limit ? q->limit : 20;
   pthread_mutex_lock(&st->rmu);
@@ -869,8 +478,9 @@ static int64_t exec_count(sqlite3 *db, const char *sql, int64_t arg)
 
 /* Runs on the read connection under its lock; the writer may wait on
  * SQLite's busy timeout meanwhile, which is fine for a periodic job. */
-int64_t kt_store_retain(struct kt_store *st, int64_t before_us)
+static int64_t sq_retain(struct kt_store *b, int64_t before_us)
 {
+  struct sq *st = SQ(b);
   pthread_mutex_lock(&st->rmu);
   int64_t n = exec_count(st->rdb,
       "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM spans"
@@ -881,9 +491,10 @@ int64_t kt_store_retain(struct kt_store *st, int64_t before_us)
   return n;
 }
 
-int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],
+static int sq_has_span(struct kt_store *b, const uint8_t trace_id[16],
                       uint64_t span_id)
 {
+  struct sq *st = SQ(b);
   sqlite3_stmt *q;
   int found = 0;
   pthread_mutex_lock(&st->rmu);
@@ -898,9 +509,10 @@ int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],
   return found;
 }
 
-int kt_store_clusters(struct kt_store *st,
+static int sq_clusters(struct kt_store *b,
                       void (*fn)(const char *cluster, void *ud), void *ud)
 {
+  struct sq *st = SQ(b);
   sqlite3_stmt *q;
   pthread_mutex_lock(&st->rmu);
   int rc = sqlite3_prepare_v2(st->rdb,
@@ -913,17 +525,19 @@ int kt_store_clusters(struct kt_store *st,
   return rc == SQLITE_OK ? 0 : -EIO;
 }
 
-int64_t kt_store_count(struct kt_store *st)
+static int64_t sq_count(struct kt_store *b)
 {
+  struct sq *st = SQ(b);
   pthread_mutex_lock(&st->rmu);
   int64_t n = exec_count(st->rdb, "SELECT count(*) FROM spans WHERE ?1 = ?1", 0);
   pthread_mutex_unlock(&st->rmu);
   return n;
 }
 
-int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,
+static int sq_kv_get(struct kt_store *b, const char *ns, const char *key,
                     char **val, size_t *len)
 {
+  struct sq *st = SQ(b);
   sqlite3_stmt *q;
   int rc = -ENOENT;
   pthread_mutex_lock(&st->rmu);
@@ -952,11 +566,12 @@ int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,
   return rc;
 }
 
-int kt_store_kv_scan(struct kt_store *st, const char *ns,
+static int sq_kv_scan(struct kt_store *b, const char *ns,
                      int (*fn)(const char *key, const char *val, size_t len,
                                int64_t expires_us, void *ud),
                      void *ud)
 {
+  struct sq *st = SQ(b);
   sqlite3_stmt *q;
   int rc = 0;
   pthread_mutex_lock(&st->rmu);
@@ -975,4 +590,46 @@ int kt_store_kv_scan(struct kt_store *st, const char *ns,
   sqlite3_finalize(q);
   pthread_mutex_unlock(&st->rmu);
   return rc;
+}
+
+static const struct kt_store_ops sqlite_ops = {
+    .name = "sqlite", .close = sq_close, .put = sq_put, .flush = sq_flush,
+    .failed = sq_failed, .get_trace = sq_get_trace, .find = sq_find,
+    .retain = sq_retain, .has_span = sq_has_span, .clusters = sq_clusters,
+    .count = sq_count, .kv_put = sq_kv_put, .kv_del = sq_kv_del,
+    .kv_get = sq_kv_get, .kv_scan = sq_kv_scan,
+};
+
+int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
+                         struct kt_store **out)
+{
+  struct sq *st = calloc(1, sizeof *st);
+  if (!st)
+    return -ENOMEM;
+  st->base.ops = &sqlite_ops;
+  pthread_mutex_init(&st->rmu, NULL);
+  int rc = open_conn(path, &st->wdb);
+  rc = rc ? rc : check_schema(st->wdb, path);
+  rc = rc ? rc : open_conn(path, &st->rdb);
+  rc = rc ? rc : prepare(st);
+  if (rc)
+    kt_error("store: %s is not a usable kelemetry database (corrupt, "
+             "read-only or not SQLite); move it away or choose another "
+             "--data-dir", path);
+  if (!rc) {
+    register_metrics(st);
+    rc = kt__wq_start(&st->wq, o, commit_with_retry, st, "kt-writer");
+  }
+  if (rc) {
+    sqlite3_finalize(st->ins_span);
+    sqlite3_finalize(st->ins_kv);
+    sqlite3_finalize(st->del_kv);
+    sqlite3_close(st->wdb);
+    sqlite3_close(st->rdb);
+    pthread_mutex_destroy(&st->rmu);
+    free(st);
+    return rc == -EPROTO || rc == -EAGAIN ? rc : -EIO;
+  }
+  *out = &st->base;
+  return 0;
 }
