@@ -1621,6 +1621,9 @@ def check_kustomize():
             objs = yaml_docs(p.stdout)
             check_objects(label, objs, "kelemetry")
             accepted(label, objs, "kelemetry", kubectl_kc=kc, rendered=p.stdout)
+            if find(objs, "Deployment", "kelemetry-informers"):
+                check_kustomize_distributed(label, objs)
+                continue
             owner, spec, c = container(objs)
             cfg_keys = ()
             cm_args = [a for a in c["args"] if a.startswith("--config=")]
@@ -1650,6 +1653,48 @@ def check_kustomize():
     finally:
         srv.stop()
         srv.cleanup()
+
+
+def check_kustomize_distributed(label, objs):
+    """overlays/distributed: the checks of the chart's distributed topology,
+    the same objects and flags as `helm template` of it, and the roles run."""
+    dep = find(objs, "Deployment", "kelemetry-informers")
+    spec, c = kelemetry_container(dep)
+    cfg = {}
+    paths = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--config=")]
+    if paths:
+        vols = {v["name"]: v for v in spec["volumes"]}
+        vm = [m for m in c["volumeMounts"] if paths[0].startswith(m["mountPath"] + "/")]
+        cm = find(objs, "ConfigMap", vols[vm[0]["name"]]["configMap"]["name"]) if vm else None
+        R.check(cm, "%s: --config is a mounted ConfigMap" % label)
+        if cm:
+            cfg = {k: go_str(v) for k, v in (yaml_load(
+                cm["data"][paths[0][len(vm[0]["mountPath"]) + 1:]]) or {}).items()}
+    want = {"replicas": {"informers": 3, "consumer": 3, "frontend": 2},
+            "caches": {"span": "redis", "diff": "redis", "trace": "redis"}, "etcd": [],
+            "redis": None, "postgres_secret": None, "pg_secret_external_ok": True,
+            "otlp": "", "sa": {r: "kelemetry-" + r for r in ROLES}, "config": cfg}
+    roles = check_distributed(label, objs, "kelemetry", "kelemetry", want)
+    # the same shape as the chart (the chart also makes the DSN Secret)
+    hobjs = helm_template({"topology": "distributed", "postgres": {"password": PG_PASSWORD}},
+                          "kelemetry", "kelemetry")[0]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs
+             if o["kind"] not in ("Namespace", "ConfigMap")}
+    hnames = {(o["kind"], o["metadata"]["name"]) for o in hobjs} - {("Secret", "kelemetry-postgres")}
+    R.check(names == hnames, "%s: the chart's objects: only here %s, only in the chart %s"
+            % (label, sorted(names - hnames), sorted(hnames - names)))
+    for role in roles:
+        hdep = find(hobjs, "Deployment", "kelemetry-" + role)
+        heff = {}
+        for a in kelemetry_container(hdep)[1]["args"]:
+            k, _, val = a[2:].partition("=")
+            heff[k] = val
+        keff = {k: val for k, val in roles[role][2].items() if k != "config"}
+        diff = sorted(k for k in set(heff) | set(keff) if heff.get(k) != keff.get(k))
+        R.check(not diff, "%s: %s flags as the chart's: differ %s" % (
+            label, role, [(k, keff.get(k), heff.get(k)) for k in diff]))
+    if len(roles) == 3:
+        run_distributed(label, objs, roles, cfg.get("kube-target-cluster", "default"))
 
 
 def check_scan(label, objs, sc, urls=1):
