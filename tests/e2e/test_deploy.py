@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 SRC = os.environ.get("KT_SRC", ".")
@@ -1145,6 +1146,10 @@ def check_objects(label, objs, namespace):
                 pr = c.get(probe)
                 if not pr:
                     continue
+                if pr.get("exec"):
+                    R.check(pr["exec"].get("command"),
+                            "%s: %s %s runs a command" % (label, oname, probe))
+                    continue
                 port = (pr.get("httpGet") or pr.get("tcpSocket") or {}).get("port")
                 R.check(port in ports or port in ports.values(),
                         "%s: %s %s port %r is a container port" % (label, oname, probe, port))
@@ -1236,7 +1241,8 @@ KINDS = [("apps", "v1", "statefulsets", "StatefulSet", True),
          ("networking.k8s.io", "v1", "ingresses", "Ingress", True),
          ("", "v1", "serviceaccounts", "ServiceAccount", True),
          ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True),
-         ("batch", "v1", "jobs", "Job", True)]
+         ("batch", "v1", "jobs", "Job", True),
+         ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True)]
 
 
 def fake_apiserver():
@@ -1615,6 +1621,9 @@ def check_kustomize():
             objs = yaml_docs(p.stdout)
             check_objects(label, objs, "kelemetry")
             accepted(label, objs, "kelemetry", kubectl_kc=kc, rendered=p.stdout)
+            if find(objs, "Deployment", "kelemetry-informers"):
+                check_kustomize_distributed(label, objs)
+                continue
             owner, spec, c = container(objs)
             cfg_keys = ()
             cm_args = [a for a in c["args"] if a.startswith("--config=")]
@@ -1646,16 +1655,60 @@ def check_kustomize():
         srv.cleanup()
 
 
-def check_scan(label, objs, sc):
-    R.check(sc["args"][0] == "scan" and len(sc["args"]) == 2,
-            "%s: scan container runs `kelemetry scan URL`: %s" % (label, sc["args"]))
-    m = re.match(r"^http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)/metrics$", sc["args"][1])
-    R.check(m, "%s: scan URL form %s" % (label, sc["args"][1]))
-    if m:
-        svc = find(objs, "Service", m.group(1), m.group(2))
-        R.check(svc and any(p["port"] == int(m.group(3)) and p.get("name") == "metrics"
-                            for p in svc["spec"]["ports"]),
-                "%s: scan URL names the metrics Service and port" % label)
+def check_kustomize_distributed(label, objs):
+    """overlays/distributed: the checks of the chart's distributed topology,
+    the same objects and flags as `helm template` of it, and the roles run."""
+    dep = find(objs, "Deployment", "kelemetry-informers")
+    spec, c = kelemetry_container(dep)
+    cfg = {}
+    paths = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--config=")]
+    if paths:
+        vols = {v["name"]: v for v in spec["volumes"]}
+        vm = [m for m in c["volumeMounts"] if paths[0].startswith(m["mountPath"] + "/")]
+        cm = find(objs, "ConfigMap", vols[vm[0]["name"]]["configMap"]["name"]) if vm else None
+        R.check(cm, "%s: --config is a mounted ConfigMap" % label)
+        if cm:
+            cfg = {k: go_str(v) for k, v in (yaml_load(
+                cm["data"][paths[0][len(vm[0]["mountPath"]) + 1:]]) or {}).items()}
+    want = {"replicas": {"informers": 3, "consumer": 3, "frontend": 2},
+            "caches": {"span": "redis", "diff": "redis", "trace": "redis"}, "etcd": [],
+            "redis": None, "postgres_secret": None, "pg_secret_external_ok": True,
+            "otlp": "", "sa": {r: "kelemetry-" + r for r in ROLES}, "config": cfg}
+    roles = check_distributed(label, objs, "kelemetry", "kelemetry", want)
+    # the same shape as the chart (the chart also makes the DSN Secret)
+    hobjs = helm_template({"topology": "distributed", "postgres": {"password": PG_PASSWORD}},
+                          "kelemetry", "kelemetry")[0]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs
+             if o["kind"] not in ("Namespace", "ConfigMap")}
+    hnames = {(o["kind"], o["metadata"]["name"]) for o in hobjs} - {("Secret", "kelemetry-postgres")}
+    R.check(names == hnames, "%s: the chart's objects: only here %s, only in the chart %s"
+            % (label, sorted(names - hnames), sorted(hnames - names)))
+    for role in roles:
+        hdep = find(hobjs, "Deployment", "kelemetry-" + role)
+        heff = {}
+        for a in kelemetry_container(hdep)[1]["args"]:
+            k, _, val = a[2:].partition("=")
+            heff[k] = val
+        keff = {k: val for k, val in roles[role][2].items() if k != "config"}
+        diff = sorted(k for k in set(heff) | set(keff) if heff.get(k) != keff.get(k))
+        R.check(not diff, "%s: %s flags as the chart's: differ %s" % (
+            label, role, [(k, keff.get(k), heff.get(k)) for k in diff]))
+    if len(roles) == 3:
+        run_distributed(label, objs, roles, cfg.get("kube-target-cluster", "default"))
+
+
+def check_scan(label, objs, sc, urls=1):
+    R.check(sc["args"][0] == "scan" and len(sc["args"]) == 1 + urls,
+            "%s: scan container runs `kelemetry scan URL...` (%d URLs): %s"
+            % (label, urls, sc["args"]))
+    for url in sc["args"][1:]:
+        m = re.match(r"^http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)/metrics$", url)
+        R.check(m, "%s: scan URL form %s" % (label, url))
+        if m:
+            svc = find(objs, "Service", m.group(1), m.group(2))
+            R.check(svc and any(p["port"] == int(m.group(3)) and p.get("name") == "metrics"
+                                for p in svc["spec"]["ports"]),
+                    "%s: scan URL %s names a metrics Service and port" % (label, url))
 
 
 def values_refs():
@@ -1792,18 +1845,630 @@ def check_helm():
         if label != "helm minimal":
             run_with_fake(label, objs, ns, target)
     # topologies that do not work are refused with a clear message
-    for topo, want in (("distributed", "needs shared storage: not available yet"),
-                       ("sharded", "topology must be allInOne")):
-        try:
-            helm_template({"topology": topo})
-            R.check(False, "helm topology=%s must fail" % topo)
-        except TemplateFail as e:
-            R.check(want in str(e), "helm topology=%s: %s" % (topo, e))
+    try:
+        helm_template({"topology": "sharded"})
+        R.check(False, "helm topology=sharded must fail")
+    except TemplateFail as e:
+        R.check("topology must be allInOne or distributed" in str(e),
+                "helm topology=sharded: %s" % e)
     try:
         helm_template({"webhook": {"tls": {"enabled": True}}})
         R.check(False, "helm: webhook TLS without a Secret must fail")
     except TemplateFail as e:
         R.check("secretName" in str(e), "helm: webhook TLS without a Secret: %s" % e)
+
+
+# ============================================================ distributed
+# topology=distributed (Helm) and overlays/distributed (Kustomize): three
+# Deployments of the same image with role flag sets over shared engines.
+
+ROLES = ("informers", "consumer", "frontend")
+PG_PASSWORD = "kt-deploy-pg-pass'word"     # a quote: the DSN must escape it
+
+
+def parse_dsn(dsn):
+    """A libpq key=value conninfo as a dict (single-quoted values, \\ escapes)."""
+    out, i, n = {}, 0, len(dsn)
+    while True:
+        while i < n and dsn[i] == " ":
+            i += 1
+        if i >= n:
+            return out
+        j = dsn.index("=", i)
+        key, i = dsn[i:j].strip(), j + 1
+        while i < n and dsn[i] == " ":
+            i += 1
+        if i < n and dsn[i] == "'":
+            i, val = i + 1, []
+            while dsn[i] != "'":
+                if dsn[i] == "\\":
+                    i += 1
+                val.append(dsn[i])
+                i += 1
+            out[key], i = "".join(val), i + 1
+        else:
+            j = i
+            while j < n and dsn[j] != " ":
+                j += 1
+            out[key], i = dsn[i:j], j
+
+
+def build_dsn(d):
+    return " ".join("%s='%s'" % (k, str(v).replace("\\", "\\\\").replace("'", "\\'"))
+                    for k, v in d.items())
+
+
+def sa_allows(objs, sa, sa_ns, namespace, group, resource, verb):
+    """Whether the rendered RBAC lets ServiceAccount sa_ns/sa do verb on
+    group/resource in namespace (cluster-wide rules count everywhere)."""
+    for b in objs:
+        if b.get("kind") not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s.get("kind") == "ServiceAccount" and s.get("name") == sa and
+                   s.get("namespace") == sa_ns for s in b.get("subjects") or []):
+            continue
+        if b["kind"] == "RoleBinding" and b["metadata"].get("namespace") != namespace:
+            continue
+        ref = b["roleRef"]
+        role = find(objs, ref["kind"], ref["name"],
+                    b["metadata"].get("namespace") if ref["kind"] == "Role" else None)
+        for r in (role or {}).get("rules") or []:
+            if (set(r["apiGroups"]) & {group, "*"} and set(r["resources"]) & {resource, "*"}
+                    and set(r["verbs"]) & {verb, "*"}):
+                return True
+    return False
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def pod_labels(o):
+    return ((o["spec"]["template"].get("metadata") or {}).get("labels")) or {}
+
+
+def kelemetry_container(dep):
+    spec = dep["spec"]["template"]["spec"]
+    return spec, next(c for c in spec["containers"] if c["name"] == "kelemetry")
+
+
+def service_target(label, objs, address, default_port=None):
+    """The workload and container port behind "<svc>.<ns>.svc:<port>"."""
+    host, _, port = address.rpartition(":") if default_port is None else (address, "",
+                                                                           default_port)
+    m = re.match(r"^([a-z0-9-]+)\.([a-z0-9-]+)\.svc$", host)
+    R.check(m, "%s: %s is <service>.<namespace>.svc" % (label, address))
+    if not m:
+        return None, None
+    svc = find(objs, "Service", m.group(1), m.group(2))
+    R.check(svc, "%s: Service %s rendered" % (label, m.group(1)))
+    if not svc:
+        return None, None
+    sp = [p for p in svc["spec"]["ports"] if p["port"] == int(port)]
+    R.check(sp, "%s: Service %s has port %s" % (label, m.group(1), port))
+    wl = [o for o in objs if o.get("kind") in ("StatefulSet", "Deployment")
+          and selects(svc["spec"].get("selector"), pod_labels(o))]
+    R.check(len(wl) == 1, "%s: Service %s selects one workload" % (label, m.group(1)))
+    if not (sp and len(wl) == 1):
+        return None, None
+    tp = sp[0].get("targetPort", sp[0]["port"])
+    for c in wl[0]["spec"]["template"]["spec"]["containers"]:
+        for cp in c.get("ports") or []:
+            if tp in (cp.get("name"), cp["containerPort"]):
+                return wl[0], c
+    R.check(False, "%s: Service %s targetPort %r is no container port" % (label, m.group(1), tp))
+    return None, None
+
+
+def env_secret(c, name):
+    for e in c.get("env") or []:
+        if e["name"] == name:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            return (ref["name"], ref["key"]) if ref else None
+    return None
+
+
+def check_distributed(label, objs, ns, full, want):
+    """Consistency of a distributed rendering. want: replicas {role: n},
+    caches {span, diff, trace}, redis (external address or None = bundled),
+    postgres_secret ((name, key) of an external DSN or None = bundled),
+    etcd (endpoints list), otlp (endpoint or ""), sa {role: name}, config
+    (flags of a mounted --config file, Kustomize). Returns {role: (Deployment,
+    container, effective flags)}."""
+    R.check(not find(objs, "StatefulSet", full), "%s: no all-in-one StatefulSet" % label)
+    roles = {}
+    for role in ROLES:
+        dep = find(objs, "Deployment", "%s-%s" % (full, role), ns)
+        R.check(dep, "%s: Deployment %s-%s" % (label, full, role))
+        if not dep:
+            continue
+        spec, c = kelemetry_container(dep)
+        R.check(dep["spec"].get("replicas") == want["replicas"][role],
+                "%s: %s replicas %s" % (label, role, dep["spec"].get("replicas")))
+        R.check(pod_labels(dep).get("app.kubernetes.io/component") == role and
+                dep["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component")
+                == role, "%s: %s pods and selector carry component=%s" % (label, role, role))
+        R.check(spec.get("serviceAccountName") == want["sa"][role],
+                "%s: %s runs as %s" % (label, role, spec.get("serviceAccountName")))
+        eff = dict(want.get("config") or {})
+        for a in c["args"]:
+            if a.startswith("--") and not a.startswith("--config="):
+                k, _, val = a[2:].partition("=")
+                eff[k] = val if _ else "true"
+        check_flags("%s %s" % (label, role), c["args"], list(want.get("config") or {}))
+        roles[role] = (dep, c, eff)
+        # the kubelet expands $(VAR) only for variables of the container's env
+        env = {e["name"] for e in c.get("env") or []}
+        for a in c["args"]:
+            for var in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", a):
+                R.check(var in env, "%s: %s arg %s uses $(%s), not in env" % (label, role, a, var))
+        ports = {p["name"] for p in c.get("ports") or []}
+        R.check(ports == {"informers": {"metrics"}, "consumer": {"webhook", "metrics"},
+                          "frontend": {"http", "metrics"}}[role],
+                "%s: %s container ports %s" % (label, role, sorted(ports)))
+    if len(roles) != 3:
+        return roles
+    f = {r: roles[r][2] for r in roles}
+    # the role flag sets of src/ops/kt_roles.h
+    expect = {
+        "informers": {"event-informer-enable": "true", "diff-controller-enable": "true",
+                      "audit-webhook-enable": "false", "audit-consumer-enable": "false",
+                      "jaeger-query-enable": "false"},
+        "consumer": {"audit-webhook-enable": "true", "audit-producer-enable": "true",
+                     "audit-consumer-enable": "true", "diff-decorator-enable": "true",
+                     "mq": "redis", "jaeger-query-enable": "false",
+                     "event-informer-enable": "false", "diff-controller-enable": "false"},
+        "frontend": {"jaeger-query-enable": "true", "audit-webhook-enable": "false",
+                     "audit-consumer-enable": "false", "event-informer-enable": "false",
+                     "diff-controller-enable": "false"}}
+    for role, kv in expect.items():
+        bad = {k: f[role].get(k) for k, v in kv.items() if f[role].get(k) != v}
+        R.check(not bad, "%s: %s flag set (kt_roles.h): wrong %s" % (label, role, bad))
+    R.check(f["informers"].get("event-informer-leader-election-num-leaders") == "1" and
+            f["informers"].get("diff-controller-leader-election-num-leaders") == "2",
+            "%s: informers lead with 1 event and 2 diff leaders" % label)
+    # engines: the store everywhere, caches where they are used
+    redis_addr = f["consumer"].get("mq-redis-address")
+    for role in ROLES:
+        R.check(f[role].get("storage-backend") == "postgres" and
+                f[role].get("storage-postgres-dsn") == "$(KELEMETRY_POSTGRES_DSN)",
+                "%s: %s stores in PostgreSQL, DSN from the environment" % (label, role))
+        caches = ({"span-cache": want["caches"]["span"], "diff-cache": want["caches"]["diff"]}
+                  if role != "frontend" else {"jaeger-trace-cache": want["caches"]["trace"]})
+        for flag, typ in caches.items():
+            addr = (f[role].get(flag + "-redis-address") if typ == "redis"
+                    else f[role].get(flag + "-etcd-endpoints"))
+            R.check(f[role].get(flag) == typ and addr == (
+                redis_addr if typ == "redis" else ",".join(want["etcd"])),
+                "%s: %s --%s=%s at %s" % (label, role, flag, f[role].get(flag), addr))
+        R.check((f[role].get("tracer-otel-endpoint") or "") ==
+                (want["otlp"] if role != "frontend" else ""),
+                "%s: %s OTLP export %r" % (label, role, f[role].get("tracer-otel-endpoint")))
+    R.check(f["consumer"].get("mq-redis-partitions") and f["consumer"].get("audit-consumer-group")
+            and f["consumer"].get("audit-producer-partition-key-type")
+            in ("object", "cluster", "audit-id"), "%s: consumer queue settings" % label)
+    # Services point at the pods that serve them
+    for svc_name, role, port_name in (("%s-webhook" % full, "consumer", "webhook"),
+                                      ("%s-query" % full, "frontend", "http")):
+        svc = find(objs, "Service", svc_name, ns)
+        R.check(svc and selects(svc["spec"]["selector"], pod_labels(roles[role][0])) and
+                all(not selects(svc["spec"]["selector"], pod_labels(roles[r][0]))
+                    for r in ROLES if r != role) and
+                [p.get("targetPort") for p in svc["spec"]["ports"]] == [port_name],
+                "%s: Service %s -> %s pods, port %s" % (label, svc_name, role, port_name))
+    for role in ROLES:
+        svc = find(objs, "Service", "%s-%s-metrics" % (full, role), ns)
+        R.check(svc and selects(svc["spec"]["selector"], pod_labels(roles[role][0])) and
+                svc["spec"]["ports"][0].get("targetPort") == "metrics",
+                "%s: metrics Service of %s" % (label, role))
+    # RBAC per role (§5.1)
+    sa = want["sa"]
+    lease_ns = f["informers"].get("event-informer-leader-election-namespace")
+    diff_ns = f["informers"].get("diff-controller-leader-election-namespace")
+    cm_ns = f["informers"].get("event-informer-configmap-namespace")
+    R.check(all(sa_allows(objs, sa["informers"], ns, None, g, res, v)
+                for g, res in (("apps", "deployments"), ("", "events"), ("", "pods"))
+                for v in ("get", "list", "watch")) and
+            all(sa_allows(objs, sa["informers"], ns, n, "coordination.k8s.io", "leases", v)
+                for n in (lease_ns, diff_ns) for v in ("get", "create", "update")) and
+            all(sa_allows(objs, sa["informers"], ns, cm_ns, "", "configmaps", v)
+                for v in ("get", "create", "update")),
+            "%s: informers read everything, take leases in %s/%s, write the checkpoint in %s"
+            % (label, lease_ns, diff_ns, cm_ns))
+    R.check(all(sa_allows(objs, sa["consumer"], ns, None, g, res, v)
+                for g, res in (("apps", "replicasets"), ("", "pods")) for v in ("get", "list")) and
+            not sa_allows(objs, sa["consumer"], ns, lease_ns, "coordination.k8s.io", "leases",
+                          "create") and
+            not sa_allows(objs, sa["consumer"], ns, cm_ns, "", "configmaps", "update"),
+            "%s: consumer reads everything, writes nothing" % label)
+    R.check(not any(sa_allows(objs, sa["frontend"], ns, ns, "", "pods", v)
+                    for v in ("get", "list")) and
+            roles["frontend"][0]["spec"]["template"]["spec"].get(
+                "automountServiceAccountToken") is False,
+            "%s: frontend has no Kubernetes access and no token" % label)
+    if f["informers"].get("filter-config-watch", "true") == "true":
+        R.check(sa_allows(objs, sa["informers"], ns, "default", "", "events", "create") and
+                sa_allows(objs, sa["consumer"], ns, "default", "", "events", "create"),
+                "%s: informers and consumer may report on default/kelemetry-filter-config"
+                % label)
+    # Redis: bundled behind a Service, or the external address
+    if want["redis"] is None:
+        wl, rc = service_target(label + " redis", objs, redis_addr)
+        R.check(wl and wl["kind"] == "StatefulSet" and wl["spec"]["replicas"] == 1 and
+                rc["image"].startswith("redis:7"), "%s: bundled Redis 7 StatefulSet" % label)
+        if rc:
+            a = rc.get("args") or rc.get("command") or []
+            pairs = {a[i]: a[i + 1] for i in range(len(a) - 1) if a[i].startswith("--")}
+            R.check(pairs.get("--appendonly") == "yes" and
+                    pairs.get("--maxmemory-policy") == "noeviction",
+                    "%s: Redis persists the stream (appendonly) and never evicts: %s"
+                    % (label, a))
+            mounts = {m["name"]: m["mountPath"] for m in rc.get("volumeMounts") or []}
+            R.check(pairs.get("--dir") == mounts.get("data") and any(
+                t["metadata"]["name"] == "data" for t in wl["spec"].get("volumeClaimTemplates")
+                or []), "%s: Redis data on a PersistentVolumeClaim" % label)
+    else:
+        R.check(redis_addr == want["redis"] and not find(objs, "StatefulSet", full + "-redis"),
+                "%s: external Redis %s, none bundled" % (label, redis_addr))
+    # PostgreSQL: the DSN's Secret; bundled: it names the bundled server
+    refs = {env_secret(roles[r][1], "KELEMETRY_POSTGRES_DSN") for r in ROLES}
+    R.check(len(refs) == 1 and None not in refs, "%s: one DSN Secret for every role: %s"
+            % (label, refs))
+    ref = refs.pop() if len(refs) == 1 else None
+    if want["postgres_secret"] is None and ref:
+        sec = find(objs, "Secret", ref[0], ns)
+        wl = None
+        if sec:
+            dsn = parse_dsn((sec.get("stringData") or {}).get(ref[1], ""))
+            wl, pc = service_target(label + " postgres", objs, dsn.get("host", ""),
+                                    dsn.get("port", "5432"))
+            penv = {e["name"]: e.get("value") for e in (pc or {}).get("env") or []}
+            R.check(wl and wl["kind"] == "StatefulSet" and pc["image"].startswith("postgres:15")
+                    and penv.get("POSTGRES_USER") == dsn.get("user") and
+                    penv.get("POSTGRES_DB") == dsn.get("dbname") and
+                    env_secret(pc, "POSTGRES_PASSWORD") == (ref[0], "password") and
+                    sec["stringData"]["password"] == dsn.get("password") == want["pg_password"],
+                    "%s: the DSN's host, port, user, database and password are the bundled "
+                    "PostgreSQL's: %s" % (label, dsn))
+        elif want.get("pg_secret_external_ok"):
+            # Kustomize: the operator creates the Secret; the server is still bundled
+            wl = find(objs, "StatefulSet", full + "-postgres", ns)
+        R.check(wl and any(t["metadata"]["name"] == "data"
+                           for t in wl["spec"].get("volumeClaimTemplates") or []),
+                "%s: bundled PostgreSQL with a PersistentVolumeClaim" % label)
+    elif ref:
+        R.check(ref == want["postgres_secret"] and not find(objs, "Secret", ref[0], ns) and
+                not find(objs, "StatefulSet", full + "-postgres"),
+                "%s: external PostgreSQL DSN from Secret %s, none bundled" % (label, ref))
+    # NetworkPolicies: only kelemetry pods reach a bundled engine
+    for eng in ("redis", "postgres"):
+        ss = find(objs, "StatefulSet", "%s-%s" % (full, eng), ns)
+        pols = [p for p in objs if p.get("kind") == "NetworkPolicy" and ss and
+                selects(p["spec"]["podSelector"].get("matchLabels"), pod_labels(ss))]
+        if not ss:
+            R.check(not pols, "%s: no NetworkPolicy for an external %s" % (label, eng))
+            continue
+        port = ss["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        ok = len(pols) == 1
+        for pol in pols:
+            frm = [x["podSelector"]["matchLabels"] for rule in pol["spec"]["ingress"]
+                   for x in rule["from"]]
+            ok = ok and all(any(selects(s, pod_labels(roles[r][0])) for s in frm)
+                            for r in ROLES) and [
+                p["port"] for rule in pol["spec"]["ingress"] for p in rule["ports"]] == [port]
+            ok = ok and not any(selects(s, pod_labels(ss)) for s in frm)
+        R.check(ok, "%s: NetworkPolicy lets the three roles (only) into %s:%s"
+                % (label, eng, port))
+    return roles
+
+
+# ---------------------------------------------------- running the three roles
+
+class OtlpSink:
+    """An HTTP endpoint counting POSTs (the OTLP export reaches it)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        sink = self
+        self.posts = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                sink.posts.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def fresh_events(n):
+    """The demo's first n audit events, moved to now (retention and the
+    query window are relative to the clock)."""
+    evs = demo_events()[:n]
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    import datetime
+    t0 = datetime.datetime.strptime(evs[0]["requestReceivedTimestamp"], fmt)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    shift = now - datetime.timedelta(seconds=5) - t0
+    for e in evs:
+        for k in ("requestReceivedTimestamp", "stageTimestamp"):
+            if e.get(k):
+                e[k] = (datetime.datetime.strptime(e[k], fmt) + shift).strftime(fmt)
+    return evs
+
+
+def wait_http(url, deadline, headers=None, ok=lambda st, body: st == 200):
+    last = None
+    while time.time() < deadline:
+        try:
+            st, body = http(url, headers=headers, timeout=3)
+            last = (st, body[:200])
+            if ok(st, body):
+                return True, last
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    return False, last
+
+
+def engines_available(need_etcd):
+    import engines
+    bins = ["redis-server", os.path.join(engines.PGBIN, "postgres")] + (
+        ["etcd"] if need_etcd else [])
+    return [b for b in bins if not (shutil.which(b) or os.path.exists(b))]
+
+
+def run_distributed(label, objs, roles, cluster):
+    """Starts each role's rendered container args for real against Redis,
+    PostgreSQL (and etcd) on loopback and the fake apiserver: each serves
+    /metrics, the informers take their leases, the consumer accepts an audit
+    batch (into the Redis stream), the frontend answers /api/services and
+    finds the trace the consumer stored, OTLP export reaches its endpoint."""
+    used = set()
+    for _, c, _ in roles.values():
+        used |= {a[2:].split("=", 1)[0] for a in c["args"] if a.startswith("--")}
+    missing = sorted(used - FLAGS)
+    if missing:
+        print("SKIP: %s: roles not started: `kelemetry --help` lacks %s (the distributed "
+              "engines are not in this binary yet)" % (label, missing), flush=True)
+        return
+    effs = {r: roles[r][2] for r in roles}
+    need_etcd = any(v.endswith("-cache") and effs[r].get(v) == "etcd"
+                    for r in effs for v in ("span-cache", "diff-cache", "jaeger-trace-cache"))
+    absent = engines_available(need_etcd)
+    if absent:
+        print("SKIP: %s: roles not started: no %s" % (label, absent), flush=True)
+        return
+    import engines
+    started, procs = [], []
+    sink = None
+    srv = FakeApiserver(token="kt-deploy-sa-token", bookmark_interval=0.5).start()
+    root = os.path.join(TMP, re.sub(r"[^a-z0-9]+", "-", label.lower()))
+    os.makedirs(root)
+    try:
+        redis = engines.Redis().start()
+        started.append(redis)
+        pg = engines.Postgres().start()
+        started.append(pg)
+        etcd = engines.Etcd().start() if need_etcd else None
+        if etcd:
+            started.append(etcd)
+        if effs["consumer"].get("tracer-otel-endpoint"):
+            sink = OtlpSink()
+        kc = srv.write_kubeconfig(os.path.join(root, "kubeconfig"), context="fake")
+        # the DSN as the pods get it, pointed at the loopback server
+        ref = env_secret(roles["consumer"][1], "KELEMETRY_POSTGRES_DSN")
+        sec = find(objs, "Secret", ref[0]) if ref else None
+        if sec and ref[1] in (sec.get("stringData") or {}):
+            d = parse_dsn(sec["stringData"][ref[1]])
+            pg.psql("CREATE ROLE \"%s\" LOGIN PASSWORD '%s'" % (
+                d["user"], d["password"].replace("'", "''")))
+            pg.psql("CREATE DATABASE \"%s\" OWNER \"%s\"" % (d["dbname"], d["user"]))
+            d.update(host="127.0.0.1", port=str(pg.port))
+            dsn = build_dsn(d)
+        else:
+            dsn = pg.dsn          # the operator's Secret: any DSN reaching the server
+        ports, logs = {}, {}
+        for role in ROLES:
+            dep, c, _ = roles[role]
+            spec = dep["spec"]["template"]["spec"]
+            rroot = os.path.join(root, role)
+            os.makedirs(rroot)
+            mounts = materialise(objs, spec, c, rroot, kc)
+            ports[role] = {"webhook": free_port(), "http": free_port(), "metrics": free_port()}
+            env = dict(os.environ, TMPDIR=mounts.get("/tmp", rroot), KELEMETRY_POSTGRES_DSN=dsn)
+            args = []
+            for a in remap(c["args"], mounts, ports[role]):
+                a = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env[m.group(1)], a)
+                k = a[2:].split("=", 1)[0]
+                if k.endswith("-redis-address"):
+                    a = "--%s=%s" % (k, redis.addr)
+                elif k.endswith("-etcd-endpoints"):
+                    a = "--%s=%s" % (k, etcd.url)
+                elif k == "tracer-otel-endpoint":
+                    a = "--%s=http://127.0.0.1:%d/v1/traces" % (k, sink.port)
+                args.append(a)
+            if role != "frontend":
+                # the pod's service account, here the fake apiserver's kubeconfig
+                args.append("--kube-config=" + kc)
+            p = subprocess.run([BIN] + args + ["--help"], capture_output=True, text=True,
+                               timeout=30)
+            R.check(p.returncode == 0, "%s: %s args parse: %s" % (label, role, p.stderr.strip()))
+            logs[role] = os.path.join(rroot, "log")
+            with open(logs[role], "wb") as log:
+                procs.append((role, subprocess.Popen([BIN] + args, stdout=log, stderr=log,
+                                                     env=env)))
+
+        def logtail(role):
+            with open(logs[role], "rb") as fh:
+                return fh.read().decode(errors="replace")[-2500:]
+        deadline = time.time() + 30
+        for role in ROLES:
+            up, last = wait_http("http://127.0.0.1:%d/metrics" % ports[role]["metrics"],
+                                 deadline)
+            R.check(up, "%s: %s serves /metrics: %s %s" % (label, role, last, logtail(role)))
+        # the informers lead: their leases exist
+        fi = effs["informers"]
+        for res, ns, name in (
+                ("leases", fi.get("event-informer-leader-election-namespace"),
+                 fi.get("event-informer-leader-election-name") + "-0"),
+                ("leases", fi.get("diff-controller-leader-election-namespace"),
+                 fi.get("diff-controller-leader-election-name") + "-0")):
+            dl, got = time.time() + 15, None
+            while time.time() < dl and got is None:
+                got = srv.get(res, ns, name)
+                if got is None:
+                    time.sleep(0.1)
+            R.check(got is not None, "%s: informers hold lease %s/%s: %s"
+                    % (label, ns, name, logtail("informers")))
+        # an audit batch into the consumer's webhook
+        hdr = {"Content-Type": "application/json"}
+        if effs["consumer"].get("audit-webhook-token-file"):
+            hdr["Authorization"] = "Bearer " + TOKEN
+        evs = fresh_events(6)
+        st, out = http("http://127.0.0.1:%d/audit/%s" % (ports["consumer"]["webhook"], cluster),
+                       json.dumps(event_list(evs)).encode(), hdr)
+        R.check(st == 200, "%s: consumer accepts an audit batch: %d %s %s"
+                % (label, st, out[:200], logtail("consumer")))
+        # the frontend reads what the consumer stored
+        qh = {}
+        if effs["frontend"].get("query-basic-auth-file"):
+            qh["Authorization"] = "Basic " + base64.b64encode(BASIC.encode()).decode()
+        q = "http://127.0.0.1:%d" % ports["frontend"]["http"]
+        st, _ = http(q + "/api/services", headers=qh)
+        R.check(st == 200, "%s: frontend answers /api/services: %d" % (label, st))
+        now = time.time()
+        search = q + "/api/traces?" + urllib.parse.urlencode({
+            "service": "tracing", "operation": cluster, "limit": "20", "lookback": "1h",
+            "start": str(int((now - 3600) * 1e6)), "end": str(int((now + 600) * 1e6)),
+            "tags": json.dumps({"resource": "deployments", "name": evs[0]["objectRef"]["name"]})})
+        found, last = wait_http(search, time.time() + 30, qh,
+                                lambda st, body: st == 200 and json.loads(body).get("data"))
+        R.check(found, "%s: the frontend finds the trace the consumer stored: %s\n%s"
+                % (label, last, logtail("consumer")))
+        if sink:
+            dl = time.time() + 15
+            while time.time() < dl and not sink.posts:
+                time.sleep(0.1)
+            R.check(sink.posts and all(p == "/v1/traces" for p in sink.posts),
+                    "%s: OTLP export POSTs to the endpoint: %s" % (label, sink.posts[:5]))
+    finally:
+        for role, p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for role, p in procs:
+            try:
+                rc = p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = "killed"
+            with open(os.path.join(root, role, "log"), "rb") as fh:
+                text = fh.read().decode(errors="replace")[-3000:]
+            R.check(rc == 0, "%s: %s stops cleanly on SIGTERM (%s): %s" % (label, role, rc, text))
+            R.check("Sanitizer" not in text and "runtime error:" not in text,
+                    "%s: %s sanitizer report: %s" % (label, role, text))
+        if sink:
+            sink.close()
+        for e in started:
+            e.cleanup()
+        srv.stop()
+        srv.cleanup()
+
+
+def check_helm_distributed():
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        defaults = yaml_load(f.read())
+    variants = [
+        ("helm distributed bundled", {
+            "topology": "distributed", "postgres": {"password": PG_PASSWORD},
+            "auth": {"webhookTokens": [TOKEN], "queryBasicAuth": [BASIC]},
+            "ingress": {"enabled": True}, "scan": {"enabled": True},
+        }, "kelemetry", "kelemetry"),
+        ("helm distributed external", {
+            "topology": "distributed",
+            "postgres": {"bundled": False,
+                         "external": {"dsnSecret": {"name": "kelemetry-pg", "key": "conninfo"}}},
+            "redis": {"bundled": False, "external": {"address": "redis.example.com:6379"}},
+            "caches": {"span": "etcd", "diff": "redis", "trace": "etcd"},
+            "etcd": {"endpoints": ["http://etcd-0.etcd:2379", "http://etcd-1.etcd:2379"]},
+            "otlp": {"endpoint": "http://otel-collector.monitoring:4318/v1/traces",
+                     "resourceAttributes": {"deployment.environment": "prod"}},
+            "clusters": [{"name": "prod", "kubeconfig": {"secretName": ""}},
+                         {"name": "staging", "kubeconfig": {"secretName": "kubeconfig-staging"}}],
+            "informers": {"diff": {"leaderElection": {"namespace": "kube-system"}}},
+            "consumer": {"replicas": 5}, "frontend": {"replicas": 1},
+        }, "tracing", "monitoring"),
+    ]
+    for label, over, release, ns in variants:
+        try:
+            objs, notes, text = helm_template(over, release, ns)
+        except (TemplateError, TemplateFail, YamlError) as e:
+            R.check(False, "%s: renders: %s" % (label, e))
+            continue
+        v = _merge(defaults, over)
+        full = release if "kelemetry" in release else release + "-kelemetry"
+        R.check(notes and "runs distributed" in notes and "deployment/%s-consumer" % full
+                in notes, "%s: NOTES.txt tells the topology: %s" % (label, notes[:300]))
+        check_objects(label, objs, ns)
+        srv = fake_apiserver()
+        try:
+            kc = srv.write_kubeconfig(os.path.join(TMP, "hd.kubeconfig"), context="hd") \
+                if KUBECTL else None
+            accepted(label, objs, ns, srv=srv, kubectl_kc=kc, rendered=text)
+        finally:
+            srv.stop()
+            srv.cleanup()
+        want = {
+            "replicas": {r: v[r]["replicas"] for r in ROLES},
+            "caches": v["caches"], "etcd": v["etcd"]["endpoints"],
+            "redis": None if v["redis"]["bundled"] else v["redis"]["external"]["address"],
+            "postgres_secret": None if v["postgres"]["bundled"] else (
+                v["postgres"]["external"]["dsnSecret"]["name"],
+                v["postgres"]["external"]["dsnSecret"]["key"]),
+            "pg_password": v["postgres"]["password"],
+            "otlp": v["otlp"]["endpoint"],
+            "sa": {r: "%s-%s" % (full, r) for r in ROLES}}
+        roles = check_distributed(label, objs, ns, full, want)
+        sc = container(objs, "scan")[2]
+        if sc:
+            check_scan(label, objs, sc, urls=3)
+        if label.endswith("external") and len(roles) == 3:
+            f = roles["consumer"][2]
+            R.check(f.get("tracer-otel-resource-attributes") == "deployment.environment=prod"
+                    and f.get("kube-config-paths") ==
+                    "staging=/etc/kelemetry/clusters/staging/kubeconfig" and
+                    "kube-config-paths" not in roles["frontend"][2],
+                    "%s: OTLP attributes; kubeconfigs for the roles that call clusters" % label)
+        if len(roles) == 3:
+            run_distributed(label, objs, roles, v["clusters"][0]["name"])
+    # combinations that cannot work are refused with what to set
+    base = {"topology": "distributed", "postgres": {"password": "x"}}
+    for over, want in (
+            ({"topology": "distributed"}, "postgres.password"),
+            (_merge(base, {"postgres": {"bundled": False}}), "postgres.external.dsnSecret"),
+            (_merge(base, {"redis": {"bundled": False}}), "redis.external.address"),
+            (_merge(base, {"caches": {"span": "local"}}), "caches.span must be redis or etcd"),
+            (_merge(base, {"caches": {"trace": "etcd"}}), "needs etcd.endpoints"),
+            (_merge(base, {"metrics": {"enabled": False}}), "needs metrics.enabled"),
+            (_merge(base, {"webhook": {"enabled": False}}), "needs webhook.enabled")):
+        try:
+            helm_template(over)
+            R.check(False, "helm distributed %s must fail" % json.dumps(over))
+        except TemplateFail as e:
+            R.check(want in str(e), "helm distributed refused: want %r, got %s" % (want, e))
 
 
 def check_dockerfile():
@@ -1822,7 +2487,10 @@ def check_dockerfile():
     with open(os.path.join(SRC, "scripts", "install-deps.sh")) as f:
         deps = re.search(r'PKGS="([^"]*)"', f.read()).group(1).split()
     test_only = {"libcmocka-dev", "clang", "chromium", "libclang-rt-14-dev", "python3", "jq",
-                 "curl", "openssl", "valgrind"}
+                 "curl", "openssl", "valgrind",
+                 # the engines the tests start (tests/lib/engines.py); a
+                 # cluster runs them as their own images
+                 "redis-server", "redis-tools", "etcd-server", "etcd-client", "postgresql-15"}
     R.check(set(deps) - test_only <= set(build),
             "Dockerfile: builds with install-deps.sh's packages: missing %s"
             % sorted(set(deps) - test_only - set(build)))
@@ -1960,6 +2628,7 @@ def main():
     check_samples()
     check_kustomize()
     check_helm()
+    check_helm_distributed()
     print("deploy checks took %.1f s" % (time.time() - T0))
     shutil.rmtree(TMP, ignore_errors=True)
     R.finish()
