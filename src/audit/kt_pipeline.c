@@ -11,7 +11,9 @@ int kt_pipeline_open(const struct kt_pipeline_opts *o, struct kt_pipeline *p)
 {
   memset(p, 0, sizeof *p);
   int rc = kt_store_open_sqlite(o->db_path, &o->store, &p->store);
-  rc = rc ? rc : kt_spancache_memory_new(p->store, o->span_cache_entries, &p->sc);
+  rc = rc ? rc : kt_spancache_open(&o->span_cache, p->store,
+                                   o->span_cache_entries, &p->sc);
+  p->diff_cache = o->diff_cache;
   rc = rc ? rc : kt_diffcache_new(p->store, o->diff_cache_bytes, &p->dc);
   rc = rc ? rc : kt_aggregator_new(&o->agg, p->store, p->sc, p->dc, &p->agg);
   rc = rc ? rc : kt_filter_new(&o->filter, &p->filter);

@@ -10,6 +10,7 @@
 #include "aggregator/kt_aggregator.h"
 #include "audit/kt_consumer.h"
 #include "audit/kt_filter.h"
+#include "kv/kt_kv.h"
 #include "store/kt_store.h"
 
 struct kt_pipeline_opts {
@@ -21,6 +22,8 @@ struct kt_pipeline_opts {
   struct kt_filter_opts filter;
   const char *redact_pattern;
   struct kt_consumer_opts consumer;
+  /* --span-cache / --diff-cache: local (embedded) or a shared engine */
+  struct kt_kv_choice span_cache, diff_cache;
 };
 
 struct kt_pipeline {
@@ -31,6 +34,7 @@ struct kt_pipeline {
   struct kt_filter *filter;
   struct kt_decorator *dec;
   struct kt_consumer *consumer;
+  struct kt_kv_choice diff_cache; /* for whoever makes the patch cache */
 };
 
 /* 0, or a negative code with the reason logged; on failure everything
