@@ -334,9 +334,10 @@ static long backoff(long ms)
 /* Gets or creates the pseudo span of (object, window, dedup): §1.8's
  * reserve / fetch / set loop. Contention (-EBUSY, -ESTALE) is retried with
  * the original's backoff (10ms x5), but not given up before a reservation
- * could have expired (reserve TTL, + 1 s): a holder that died, or a
- * reservation left by a shared engine's outage, is then taken over rather
- * than the event dropped. A shared engine that cannot be reached (-EIO) is
+ * could have expired (twice the reserve TTL + 1 s: etcd restarts a lease's
+ * TTL when it restarts itself): a holder that died, or a reservation left
+ * by a shared engine's outage, is then taken over rather than the event
+ * dropped. A shared engine that cannot be reached (-EIO) is
  * waited for without limit (backoff up to 1 s): processing stalls, the
  * queue in front fills and the webhook answers 503, and nothing is lost.
  * *created tells the caller to run the link job. */
@@ -350,7 +351,8 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
            (long long)(r->t_us / a->o.span_ttl_us));
   *created = 0;
   long busy_ms = 10, down_ms = 10;
-  int64_t give_up = kt_mono_us() + a->o.reserve_ttl_us + 1000000;
+  int64_t patience = 2 * a->o.reserve_ttl_us + 1000000;
+  int64_t give_up = kt_mono_us() + patience;
   for (int attempt = 0;; attempt++) {
     char *val = NULL;
     uint64_t uid = 0;
@@ -367,8 +369,13 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
       format_carrier(out, carrier, sizeof carrier);
       if (rc)
         break;
-      rc = a->sc->ops->set_reserved(a->sc->impl, key, carrier, uid,
-                                    a->o.span_ttl_us + a->o.span_extra_ttl_us);
+      /* Our reservation may outlive an outage: set it when the engine is
+       * back (-ESTALE then means it expired, or the lost answer's write
+       * did happen: fetch again). */
+      while ((rc = a->sc->ops->set_reserved(a->sc->impl, key, carrier, uid,
+                                            a->o.span_ttl_us +
+                                                a->o.span_extra_ttl_us)) == -EIO)
+        down_ms = backoff(down_ms);
       if (rc == 0) {
         *created = 1;
         kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "create"});
@@ -377,7 +384,7 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
     }
     if (rc == -EIO) {
       down_ms = backoff(down_ms);
-      give_up = kt_mono_us() + a->o.reserve_ttl_us + 1000000;
+      give_up = kt_mono_us() + patience;
       continue;
     }
     down_ms = 10;

@@ -16,7 +16,7 @@
  * minute instead of one per write.
  *
  * Endpoints: a comma list; a call that cannot reach one (or gets a 5xx,
- * e.g. no leader) moves on to the next, and the one that answered is
+ * 408 or 429: no leader, shutting down, overloaded) moves on to the next, and the one that answered is
  * tried first next time. curl handles are pooled (keep-alive). */
 #include <curl/curl.h>
 #include <errno.h>
@@ -203,7 +203,9 @@ static int post_one(struct etcd *e, CURL *c, const char *ep, const char *path,
     return -EIO;
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-  if (*status >= 500) {
+  /* 5xx: unavailable, no leader, timed out; 408: the gateway's own gRPC
+   * connection closing (etcd shutting down); 429: too many requests. */
+  if (*status >= 500 || *status == 408 || *status == 429) {
     snprintf(why, wl, "%s: HTTP %ld %.200s", ep, *status, b->p ? b->p : "");
     return -EIO;
   }
