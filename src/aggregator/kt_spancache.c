@@ -197,12 +197,18 @@ static int kv_fetch_or_reserve(void *impl, const char *key,
     return -EINVAL;
   for (int i = 0; i < 8; i++)
     res[1 + i] = (unsigned char)(ms >> (8 * i));
-  int rc = kt_kv_create(s->kv, k, res, sizeof res, reserve_ttl_us, &cur);
-  if (rc == 0) {
-    *uid = cur.ver;
-    return 0;
+  /* Nearly every call finds the span set: a plain read first, since on
+   * etcd a txn goes through consensus (and its disk sync) even when its
+   * compare fails, and a read does not. */
+  int rc = kt_kv_get(s->kv, k, &cur);
+  if (rc == -ENOENT) {
+    rc = kt_kv_create(s->kv, k, res, sizeof res, reserve_ttl_us, &cur);
+    if (rc == 0) {
+      *uid = cur.ver;
+      return 0;
+    }
   }
-  if (rc != -EEXIST)
+  if (rc && rc != -EEXIST)
     return rc;
   if (cur.len >= 1 && cur.data[0] == SET) {
     *value = strndup(cur.data + 1, cur.len - 1);
