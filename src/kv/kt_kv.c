@@ -42,7 +42,7 @@ void kt__kv_failed(struct kt_kv_health *h, const char *op, const char *why)
   kt_metric_inc(h->m_errors, (const char *const[]){h->backend, op});
   pthread_mutex_lock(&h->mu);
   int first = !h->down;
-  h->down = 1;
+  __atomic_store_n(&h->down, 1, __ATOMIC_RELEASE);
   h->failures++;
   pthread_mutex_unlock(&h->mu);
   if (first) {
@@ -55,10 +55,13 @@ void kt__kv_failed(struct kt_kv_health *h, const char *op, const char *why)
 
 void kt__kv_ok(struct kt_kv_health *h)
 {
+  /* the common case, without the lock: every call ends here */
+  if (!__atomic_load_n(&h->down, __ATOMIC_ACQUIRE))
+    return;
   pthread_mutex_lock(&h->mu);
   int was_down = h->down;
   long n = h->failures;
-  h->down = 0;
+  __atomic_store_n(&h->down, 0, __ATOMIC_RELEASE);
   h->failures = 0;
   pthread_mutex_unlock(&h->mu);
   if (was_down)
