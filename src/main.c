@@ -35,6 +35,7 @@
 #include "http/kt_auth.h"
 #include "informer/kt_informers.h"
 #include "kelemetrix/kt_kelemetrix.h"
+#include "kv/kt_kv.h"
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "ops/kt_kubecheck.h"
@@ -87,6 +88,9 @@ struct options {
   size_t otel_buffer_bytes;
   int64_t otel_batch_delay, otel_timeout, otel_retry_max;
   int64_t otel_retry_initial, otel_retry_max_interval;
+  /* shared caches (distributed mode): --span-cache, --diff-cache,
+   * --jaeger-trace-cache and their engine flags */
+  struct kt_kv_choice span_kv, diff_kv, trace_kv;
 };
 
 static struct options opt;
@@ -208,6 +212,24 @@ static const struct kt_flag flags[] = {
   F("tracer-otel-retry-initial-interval", KT_DURATION, "500ms", "first wait before an export is retried (then doubled, with jitter)", &opt.otel_retry_initial),
   F("tracer-otel-retry-max-interval", KT_DURATION, "30s", "longest wait between retries, also the cap on a collector's Retry-After", &opt.otel_retry_max_interval),
   F("tracer-otel-retry-max-elapsed", KT_DURATION, "5m", "a batch still failing after this long is dropped", &opt.otel_retry_max),
+  F("span-cache", KT_STR, "local", "where the span cache lives: local (memory + store), redis or etcd (shared by several processes)", &opt.span_kv.kind),
+  F("span-cache-redis-address", KT_STR, "", "span cache on Redis: host:port", &opt.span_kv.redis_address),
+  F("span-cache-redis-prefix", KT_STR, "/span/", "span cache on Redis: key prefix", &opt.span_kv.redis_prefix),
+  F("span-cache-etcd-endpoints", KT_STR, "", "span cache on etcd: endpoint URLs, comma-separated", &opt.span_kv.etcd_endpoints),
+  F("span-cache-etcd-prefix", KT_STR, "/span/", "span cache on etcd: key prefix", &opt.span_kv.etcd_prefix),
+  F("span-cache-etcd-dial-timeout", KT_DURATION, "10s", "span cache on etcd or Redis: connect timeout", &opt.span_kv.dial_timeout_us),
+  F("diff-cache", KT_STR, "local", "where watch diffs and snapshots live: local (memory + store), redis or etcd (shared by several processes)", &opt.diff_kv.kind),
+  F("diff-cache-redis-address", KT_STR, "", "diff cache on Redis: host:port", &opt.diff_kv.redis_address),
+  F("diff-cache-redis-prefix", KT_STR, "/diff/", "diff cache on Redis: key prefix", &opt.diff_kv.redis_prefix),
+  F("diff-cache-etcd-endpoints", KT_STR, "", "diff cache on etcd: endpoint URLs, comma-separated", &opt.diff_kv.etcd_endpoints),
+  F("diff-cache-etcd-prefix", KT_STR, "/diff/", "diff cache on etcd: key prefix", &opt.diff_kv.etcd_prefix),
+  F("diff-cache-etcd-dial-timeout", KT_DURATION, "10s", "diff cache on etcd or Redis: connect timeout", &opt.diff_kv.dial_timeout_us),
+  F("jaeger-trace-cache", KT_STR, "local", "where search results' trace ids live: local (memory + store), redis or etcd (shared by several frontends)", &opt.trace_kv.kind),
+  F("jaeger-trace-cache-redis-address", KT_STR, "", "trace cache on Redis: host:port", &opt.trace_kv.redis_address),
+  F("jaeger-trace-cache-redis-prefix", KT_STR, "/trace/", "trace cache on Redis: key prefix", &opt.trace_kv.redis_prefix),
+  F("jaeger-trace-cache-etcd-endpoints", KT_STR, "", "trace cache on etcd: endpoint URLs, comma-separated", &opt.trace_kv.etcd_endpoints),
+  F("jaeger-trace-cache-etcd-prefix", KT_STR, "/trace/", "trace cache on etcd: key prefix", &opt.trace_kv.etcd_prefix),
+  F("jaeger-trace-cache-etcd-dial-timeout", KT_DURATION, "10s", "trace cache on etcd or Redis: connect timeout", &opt.trace_kv.dial_timeout_us),
   F("serve", KT_BOOL, "false", "replay: keep serving after the files are ingested", &opt.serve),
   F("progress", KT_BOOL, "true", "replay: draw a progress bar on a terminal", &opt.progress),
 };
@@ -300,7 +322,8 @@ static int start_pipeline(struct app *a)
                .retry_max_elapsed_us = opt.otel_retry_max,
                /* the rest of the shutdown gets the other half */
                .flush_timeout_us = opt.shutdown_timeout / 2},
-      .otlp_only = opt.otel_only};
+      .otlp_only = opt.otel_only,
+      .span_cache = opt.span_kv, .diff_cache = opt.diff_kv};
   int rc = kt_pipeline_open(&po, &a->p);
   if (rc || replay_mode || !opt.durable)
     return rc;
@@ -358,7 +381,8 @@ static int start_query(struct app *a)
     return -EINVAL;
   }
   struct kt_frontend_opts fo = {opt.cluster_names, opt.trace_cache_ttl,
-                                (int)opt.follow_link_limit, opt.span_ttl};
+                                (int)opt.follow_link_limit, opt.span_ttl,
+                                &opt.trace_kv};
   int rc = kt_frontend_new(&fo, a->p.store, &a->frontend);
   if (rc)
     return rc;
@@ -572,6 +596,12 @@ static int parse_flags(int argc, char **argv, int first, char **pos, int *npos)
       (opt.config[0] && (kt_config_file(flags, NFLAGS, opt.config, err, sizeof err) ||
                          kt_config_args(flags, NFLAGS, argc, argv, first, pos,
                                         64, npos, err, sizeof err)))) {
+    fprintf(stderr, "kelemetry: %s\n", err);
+    return 2;
+  }
+  if (kt_kv_choice_check(&opt.span_kv, "span-cache", err, sizeof err) ||
+      kt_kv_choice_check(&opt.diff_kv, "diff-cache", err, sizeof err) ||
+      kt_kv_choice_check(&opt.trace_kv, "jaeger-trace-cache", err, sizeof err)) {
     fprintf(stderr, "kelemetry: %s\n", err);
     return 2;
   }

@@ -345,9 +345,24 @@ static int create_pseudo(struct kt_aggregator *a, const struct pseudo_req *r,
   return emit(a, s);
 }
 
+/* Sleeps ms, then the next step: x5 up to 1 s. */
+static long backoff(long ms)
+{
+  struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+  nanosleep(&ts, NULL);
+  return ms * 5 > 1000 ? 1000 : ms * 5;
+}
+
 /* Gets or creates the pseudo span of (object, window, dedup): §1.8's
- * reserve / fetch / set loop with the original's retry budget (4 tries,
- * 10ms x5 backoff). *created tells the caller to run the link job. */
+ * reserve / fetch / set loop. Contention (-EBUSY, -ESTALE) is retried with
+ * the original's backoff (10ms x5), but not given up before a reservation
+ * could have expired (twice the reserve TTL + 1 s: etcd restarts a lease's
+ * TTL when it restarts itself): a holder that died, or a reservation left
+ * by a shared engine's outage, is then taken over rather than the event
+ * dropped. A shared engine that cannot be reached (-EIO) is
+ * waited for without limit (backoff up to 1 s): processing stalls, the
+ * queue in front fills and the webhook answers 503, and nothing is lost.
+ * *created tells the caller to run the link job. */
 static int get_or_create_pseudo(struct kt_aggregator *a,
                                 const struct pseudo_req *r, struct ctx *out,
                                 int *created)
@@ -357,8 +372,10 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
   snprintf(key, sizeof key, "%s/field=%s,window=%lld", okey, r->dedup,
            (long long)(r->t_us / a->o.span_ttl_us));
   *created = 0;
-  long backoff_ms = 10;
-  for (int attempt = 0; attempt < 4; attempt++) {
+  long busy_ms = 10, down_ms = 10;
+  int64_t patience = 2 * a->o.reserve_ttl_us + 1000000;
+  int64_t give_up = kt_mono_us() + patience;
+  for (int attempt = 0;; attempt++) {
     char *val = NULL;
     uint64_t uid = 0;
     int rc = a->sc->ops->fetch_or_reserve(a->sc->impl, key,
@@ -372,20 +389,31 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
     if (rc == 0) {
       rc = create_pseudo(a, r, key, out);
       format_carrier(out, carrier, sizeof carrier);
-      if (rc == 0)
-        rc = a->sc->ops->set_reserved(a->sc->impl, key, carrier, uid,
-                                      a->o.span_ttl_us + a->o.span_extra_ttl_us);
+      if (rc)
+        break;
+      /* Our reservation may outlive an outage: set it when the engine is
+       * back (-ESTALE then means it expired, or the lost answer's write
+       * did happen: fetch again). */
+      while ((rc = a->sc->ops->set_reserved(a->sc->impl, key, carrier, uid,
+                                            a->o.span_ttl_us +
+                                                a->o.span_extra_ttl_us)) == -EIO)
+        down_ms = backoff(down_ms);
       if (rc == 0) {
         *created = 1;
         kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "create"});
         return 0;
       }
     }
-    if (rc != -EBUSY && rc != -ESTALE)
+    if (rc == -EIO) {
+      down_ms = backoff(down_ms);
+      give_up = kt_mono_us() + patience;
+      continue;
+    }
+    down_ms = 10;
+    if ((rc != -EBUSY && rc != -ESTALE) ||
+        (attempt >= 3 && kt_mono_us() > give_up))
       break;
-    struct timespec ts = {0, backoff_ms * 1000000L};
-    nanosleep(&ts, NULL);
-    backoff_ms *= 5;
+    busy_ms = backoff(busy_ms);
   }
   kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "error"});
   return -EAGAIN;
@@ -498,13 +526,20 @@ static int claim_link_job(struct kt_aggregator *a, const struct kt_object *o,
   kt_object_key(o, okey, sizeof okey);
   snprintf(key, sizeof key, "%s/field=linkjob,window=%lld", okey,
            (long long)(t / a->o.span_ttl_us));
-  int rc = a->sc->ops->fetch_or_reserve(a->sc->impl, key, a->o.reserve_ttl_us,
-                                        &val, &uid);
+  int rc;
+  long ms = 10; /* a shared engine's outage is waited out, as above */
+  while ((rc = a->sc->ops->fetch_or_reserve(a->sc->impl, key,
+                                            a->o.reserve_ttl_us, &val,
+                                            &uid)) == -EIO)
+    ms = backoff(ms);
   free(val);
   if (rc || val)
     return 0;
-  return a->sc->ops->set_reserved(a->sc->impl, key, "done", uid,
-                                  a->o.span_ttl_us + a->o.span_extra_ttl_us) == 0;
+  while ((rc = a->sc->ops->set_reserved(a->sc->impl, key, "done", uid,
+                                        a->o.span_ttl_us +
+                                            a->o.span_extra_ttl_us)) == -EIO)
+    ms = backoff(ms);
+  return rc == 0;
 }
 
 static int ensure_object_span(struct kt_aggregator *a,

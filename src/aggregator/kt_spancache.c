@@ -1,13 +1,17 @@
-/* kt_spancache: the embedded (memory + store) backend; see the header. */
+/* kt_spancache: the embedded (memory + store) backend and the shared
+ * (kv) one; see the header. */
 #include "aggregator/kt_spancache.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kt_log.h"
 #include "core/kt_map.h"
 #include "core/kt_time.h"
+#include "kv/kt_kv.h"
 #include "store/kt_span.h"
 #include "store/kt_store.h"
 
@@ -161,6 +165,123 @@ int kt_spancache_memory_new(struct kt_store *persist, size_t max_entries,
   sc->impl = m;
   *out = sc;
   return 0;
+}
+
+/* ---- shared (kv) backend ------------------------------------------------ */
+
+enum { RESERVED = 0, SET = 1 };
+
+struct shared {
+  struct kt_kv *kv;
+  char *prefix;
+};
+
+static int shared_key(const struct shared *s, const char *key, char *buf,
+                      size_t len)
+{
+  int n = snprintf(buf, len, "%s%s", s->prefix, key);
+  return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+static int kv_fetch_or_reserve(void *impl, const char *key,
+                               int64_t reserve_ttl_us, char **value,
+                               uint64_t *uid)
+{
+  struct shared *s = impl;
+  char k[2048];
+  unsigned char res[9] = {RESERVED};
+  uint64_t ms = (uint64_t)(kt_now_us() / 1000);
+  struct kt_kv_val cur;
+  *value = NULL;
+  if (shared_key(s, key, k, sizeof k))
+    return -EINVAL;
+  for (int i = 0; i < 8; i++)
+    res[1 + i] = (unsigned char)(ms >> (8 * i));
+  /* Nearly every call finds the span set: a plain read first, since on
+   * etcd a txn goes through consensus (and its disk sync) even when its
+   * compare fails, and a read does not. */
+  int rc = kt_kv_get(s->kv, k, &cur);
+  if (rc == -ENOENT) {
+    rc = kt_kv_create(s->kv, k, res, sizeof res, reserve_ttl_us, &cur);
+    if (rc == 0) {
+      *uid = cur.ver;
+      return 0;
+    }
+  }
+  if (rc && rc != -EEXIST)
+    return rc;
+  if (cur.len >= 1 && cur.data[0] == SET) {
+    *value = strndup(cur.data + 1, cur.len - 1);
+    rc = *value ? 0 : -ENOMEM;
+  } else {
+    rc = -EBUSY;
+  }
+  kt_kv_val_free(&cur);
+  return rc;
+}
+
+static int kv_set_reserved(void *impl, const char *key, const char *value,
+                           uint64_t uid, int64_t ttl_us)
+{
+  struct shared *s = impl;
+  char k[2048];
+  size_t n = strlen(value);
+  char *buf = malloc(n + 1);
+  if (!buf)
+    return -ENOMEM;
+  buf[0] = SET;
+  memcpy(buf + 1, value, n);
+  int rc = shared_key(s, key, k, sizeof k);
+  rc = rc ? rc : kt_kv_cas(s->kv, k, uid, buf, n + 1, ttl_us, NULL);
+  free(buf);
+  return rc;
+}
+
+static void kv_free(void *impl)
+{
+  struct shared *s = impl;
+  kt_kv_free(s->kv);
+  free(s->prefix);
+  free(s);
+}
+
+static const struct kt_spancache_ops kv_ops = {
+    kv_fetch_or_reserve, kv_set_reserved, kv_free};
+
+int kt_spancache_kv_new(struct kt_kv *kv, const char *prefix,
+                        struct kt_spancache **out)
+{
+  struct kt_spancache *sc = calloc(1, sizeof *sc);
+  struct shared *s = calloc(1, sizeof *s);
+  char *p = strdup(prefix ? prefix : "");
+  if (!sc || !s || !p) {
+    free(sc);
+    free(s);
+    free(p);
+    kt_kv_free(kv);
+    return -ENOMEM;
+  }
+  s->kv = kv;
+  s->prefix = p;
+  sc->ops = &kv_ops;
+  sc->impl = s;
+  *out = sc;
+  return 0;
+}
+
+int kt_spancache_open(const struct kt_kv_choice *c, struct kt_store *persist,
+                      size_t max_entries, struct kt_spancache **out)
+{
+  struct kt_kv *kv;
+  const char *prefix = "";
+  int rc = kt_kv_open_choice(c, &kv, &prefix);
+  if (rc)
+    return rc;
+  if (!kv)
+    return kt_spancache_memory_new(persist, max_entries, out);
+  kt_info("span cache: %s %s, keys under %s", kv->health.backend,
+          kv->health.where, prefix);
+  return kt_spancache_kv_new(kv, prefix, out);
 }
 
 void kt_spancache_free(struct kt_spancache *sc)

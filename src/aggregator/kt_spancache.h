@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 struct kt_store;
+struct kt_kv;
+struct kt_kv_choice;
 
 struct kt_spancache_ops {
   int (*fetch_or_reserve)(void *impl, const char *key, int64_t reserve_ttl_us,
@@ -37,6 +39,21 @@ struct kt_spancache {
  * set entries are dropped first (they are still found in the store). */
 int kt_spancache_memory_new(struct kt_store *persist, size_t max_entries,
                             struct kt_spancache **out);
+/* On a shared engine (Redis, etcd), so that processes sharing it create
+ * each pseudo span once between them. Takes ownership of kv; prefix is
+ * copied. A key is <prefix><the caller's key>; its value is one state
+ * byte, 0 = reserved (then the 8-byte little-endian reservation time in
+ * unix ms) or 1 = set (then the value), as in the original's etcd cache.
+ * A reservation lives reserve_ttl and a value ttl, through the engine's
+ * TTLs, so an expired reservation is taken over by the next caller. The
+ * uid is the engine's version of the key. While the engine is
+ * unreachable, both operations return -EIO (the caller waits). */
+int kt_spancache_kv_new(struct kt_kv *kv, const char *prefix,
+                        struct kt_spancache **out);
+/* The backend --span-cache chose: the embedded one (persist, max_entries
+ * as kt_spancache_memory_new) for local, else a kv one. */
+int kt_spancache_open(const struct kt_kv_choice *c, struct kt_store *persist,
+                      size_t max_entries, struct kt_spancache **out);
 void kt_spancache_free(struct kt_spancache *sc);
 
 #endif

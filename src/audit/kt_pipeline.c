@@ -12,7 +12,9 @@ int kt_pipeline_open(const struct kt_pipeline_opts *o, struct kt_pipeline *p)
   memset(p, 0, sizeof *p);
   int rc = o->pg_dsn ? kt_store_open_postgres(o->pg_dsn, &o->store, &p->store)
                      : kt_store_open_sqlite(o->db_path, &o->store, &p->store);
-  rc = rc ? rc : kt_spancache_memory_new(p->store, o->span_cache_entries, &p->sc);
+  rc = rc ? rc : kt_spancache_open(&o->span_cache, p->store,
+                                   o->span_cache_entries, &p->sc);
+  p->diff_cache = o->diff_cache;
   rc = rc ? rc : kt_diffcache_new(p->store, o->diff_cache_bytes, &p->dc);
   rc = rc ? rc : kt_aggregator_new(&o->agg, p->store, p->sc, p->dc, &p->agg);
   if (!rc && o->otlp.endpoint && *o->otlp.endpoint) {

@@ -11,6 +11,7 @@
 #include "audit/kt_consumer.h"
 #include "audit/kt_filter.h"
 #include "store/kt_otlp.h"
+#include "kv/kt_kv.h"
 #include "store/kt_store.h"
 
 struct kt_pipeline_opts {
@@ -27,6 +28,8 @@ struct kt_pipeline_opts {
    * and not stored (the store keeps the caches and the inbox). */
   struct kt_otlp_opts otlp;
   int otlp_only;
+  /* --span-cache / --diff-cache: local (embedded) or a shared engine */
+  struct kt_kv_choice span_cache, diff_cache;
 };
 
 struct kt_pipeline {
@@ -38,6 +41,7 @@ struct kt_pipeline {
   struct kt_decorator *dec;
   struct kt_consumer *consumer;
   struct kt_otlp *otlp; /* NULL without export */
+  struct kt_kv_choice diff_cache; /* for whoever makes the patch cache */
 };
 
 /* 0, or a negative code with the reason logged; on failure everything

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct kt_store;
+struct kt_kv_choice;
 struct kt_patchcache;
 
 /* store may be NULL (memory only). 0 TTLs = 10 minutes; 0 bytes = 64 MiB. */
@@ -23,10 +24,23 @@ struct kt_patchcache *kt_patchcache_new(struct kt_store *store,
                                         size_t max_bytes,
                                         int64_t patch_ttl_us,
                                         int64_t snapshot_ttl_us);
+/* With --diff-cache=redis|etcd (c->kind), the shared engine replaces the
+ * store, so that the decorators of every process read what the diff
+ * controllers of any process wrote: keys
+ *   <prefix><cluster>/<group>/<resource>/<namespace>/<name>/newRv/<rv>
+ *   <prefix><cluster>/<group>/<resource>/<namespace>/<name>/creation|deletion
+ * with the patch / snapshot TTL (later writes overwrite). The memory layer
+ * stays in front for patches (a resourceVersion's patch never changes);
+ * snapshots are always read from the engine (another process may have
+ * written a newer one), and a miss in memory always asks the engine.
+ * c NULL or local = kt_patchcache_new. 0, or -EINVAL / -ENOMEM (logged). */
+int kt_patchcache_open(const struct kt_kv_choice *c, struct kt_store *store,
+                       size_t max_bytes, int64_t patch_ttl_us,
+                       int64_t snapshot_ttl_us, struct kt_patchcache **out);
 void kt_patchcache_free(struct kt_patchcache *pc);
 
 /* name: "rv/<resourceVersion>", "creation" or "deletion". Copies json.
- * 0 or -ENOMEM. */
+ * 0, -ENOMEM, or (shared engine) -EIO when it could not be written. */
 int kt_patchcache_put(struct kt_patchcache *pc, const char *objkey,
                       const char *name, const char *json);
 /* malloc'd JSON text (caller frees), or NULL when absent or expired. */

@@ -814,9 +814,10 @@ int kt_frontend_new(const struct kt_frontend_opts *o, struct kt_store *store,
   if (!f->o.span_ttl_us)
     f->o.span_ttl_us = 30 * 60 * 1000000LL;
   f->store = store;
-  if (kt_tracecache_embedded_new(store, 0, &f->cache)) {
+  int rc = kt_tracecache_open(o->trace_cache, store, &f->cache);
+  if (rc) {
     free(f);
-    return -ENOMEM;
+    return rc;
   }
   pthread_mutex_init(&f->mu, NULL);
   if (o->clusters && *o->clusters) {

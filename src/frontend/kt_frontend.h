@@ -11,6 +11,7 @@
 #include "http/kt_http.h"
 
 struct kt_store;
+struct kt_kv_choice;
 struct kt_frontend;
 
 struct kt_frontend_opts {
@@ -18,6 +19,7 @@ struct kt_frontend_opts {
   int64_t trace_cache_ttl_us; /* default 24h */
   int follow_link_limit;      /* default 10 */
   int64_t span_ttl_us;        /* the aggregator's window, default 30m */
+  const struct kt_kv_choice *trace_cache; /* NULL = embedded */
 };
 
 int kt_frontend_new(const struct kt_frontend_opts *o, struct kt_store *store,

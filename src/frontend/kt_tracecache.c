@@ -1,4 +1,5 @@
-/* kt_tracecache: the embedded backend; see the header. */
+/* kt_tracecache: the embedded backend and the shared (kv) one; see the
+ * header. */
 #include "frontend/kt_tracecache.h"
 
 #include <errno.h>
@@ -7,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kt_log.h"
 #include "core/kt_map.h"
 #include "core/kt_time.h"
+#include "kv/kt_kv.h"
 #include "store/kt_store.h"
 
 #define KV_NS "trace"
@@ -113,6 +116,85 @@ int kt_tracecache_embedded_new(struct kt_store *st, size_t max_entries,
   tc->impl = c;
   *out = tc;
   return 0;
+}
+
+/* ---- shared (kv) backend ------------------------------------------------ */
+
+struct shared {
+  struct kt_kv *kv;
+  char *prefix;
+};
+
+static void shared_key(const struct shared *s, uint64_t key, char *buf,
+                       size_t len)
+{
+  snprintf(buf, len, "%s%llu", s->prefix, (unsigned long long)key);
+}
+
+static int s_put(void *impl, uint64_t key, const char *val, int64_t ttl_us)
+{
+  struct shared *s = impl;
+  char k[1100];
+  shared_key(s, key, k, sizeof k);
+  return kt_kv_put(s->kv, k, val, strlen(val), ttl_us, NULL);
+}
+
+static int s_get(void *impl, uint64_t key, char **val)
+{
+  struct shared *s = impl;
+  char k[1100];
+  struct kt_kv_val v;
+  shared_key(s, key, k, sizeof k);
+  int rc = kt_kv_get(s->kv, k, &v);
+  *val = rc ? NULL : v.data; /* NUL-terminated, handed over */
+  return rc;
+}
+
+static void s_free(void *impl)
+{
+  struct shared *s = impl;
+  kt_kv_free(s->kv);
+  free(s->prefix);
+  free(s);
+}
+
+static const struct kt_tracecache_ops shared_ops = {s_put, s_get, s_free};
+
+int kt_tracecache_kv_new(struct kt_kv *kv, const char *prefix,
+                         struct kt_tracecache **out)
+{
+  struct kt_tracecache *tc = calloc(1, sizeof *tc);
+  struct shared *s = calloc(1, sizeof *s);
+  size_t plen = strlen(prefix ? prefix : "");
+  char *p = plen < 1024 ? strdup(prefix ? prefix : "") : NULL;
+  if (!tc || !s || !p) {
+    free(tc);
+    free(s);
+    free(p);
+    kt_kv_free(kv);
+    return p || plen < 1024 ? -ENOMEM : -EINVAL;
+  }
+  s->kv = kv;
+  s->prefix = p;
+  tc->ops = &shared_ops;
+  tc->impl = s;
+  *out = tc;
+  return 0;
+}
+
+int kt_tracecache_open(const struct kt_kv_choice *c, struct kt_store *st,
+                       struct kt_tracecache **out)
+{
+  struct kt_kv *kv;
+  const char *prefix = "";
+  int rc = kt_kv_open_choice(c, &kv, &prefix);
+  if (rc)
+    return rc;
+  if (!kv)
+    return kt_tracecache_embedded_new(st, 0, out);
+  kt_info("trace cache: %s %s, keys under %s", kv->health.backend,
+          kv->health.where, prefix);
+  return kt_tracecache_kv_new(kv, prefix, out);
 }
 
 void kt_tracecache_free(struct kt_tracecache *c)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 struct kt_store;
+struct kt_kv;
+struct kt_kv_choice;
 
 struct kt_tracecache_ops {
   int (*put)(void *impl, uint64_t key, const char *val, int64_t ttl_us);
@@ -25,6 +27,15 @@ struct kt_tracecache {
 
 int kt_tracecache_embedded_new(struct kt_store *st, size_t max_entries,
                                struct kt_tracecache **out);
+/* On a shared engine, for several frontends: key <prefix><id as decimal>
+ * (§2.9), value the entry as given, TTL as put asks (the original's etcd
+ * entries never expire). Takes ownership of kv; prefix is copied. get
+ * returns -EIO while the engine is unreachable. */
+int kt_tracecache_kv_new(struct kt_kv *kv, const char *prefix,
+                         struct kt_tracecache **out);
+/* The backend --jaeger-trace-cache chose (c NULL = embedded). */
+int kt_tracecache_open(const struct kt_kv_choice *c, struct kt_store *st,
+                       struct kt_tracecache **out);
 void kt_tracecache_free(struct kt_tracecache *c);
 
 #endif

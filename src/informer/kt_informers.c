@@ -214,10 +214,11 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
     return -ENOMEM;
   in->o = *o;
   in->p = p;
-  in->pc = kt_patchcache_new(p->store, 0, o->patch_ttl_us, o->snapshot_ttl_us);
-  if (!in->pc) {
+  int prc = kt_patchcache_open(&p->diff_cache, p->store, 0, o->patch_ttl_us,
+                               o->snapshot_ttl_us, &in->pc);
+  if (prc) {
     free(in);
-    return -ENOMEM;
+    return prc;
   }
   kt_decorator_use_informer(p->dec, in->pc, o->fetch_backoff_us,
                             o->fetch_event_timeout_us, o->fetch_total_timeout_us);
