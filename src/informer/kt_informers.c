@@ -205,8 +205,11 @@ int kt_informers_start(const struct kt_informers_opts *o, struct kt_pipeline *p,
                        struct kt_informers **out)
 {
   *out = NULL;
+  /* In a pod the service account is a client too: consumers use it for
+   * owner lookups and the live filter without any --kube-config. */
   int client = o->event_enable || o->diff_enable || (o->kubeconfig && *o->kubeconfig) ||
-               (o->config_paths && *o->config_paths) || (o->apiservers && *o->apiservers);
+               (o->config_paths && *o->config_paths) || (o->apiservers && *o->apiservers) ||
+               getenv("KUBERNETES_SERVICE_HOST");
   if (!client && !o->decorate)
     return 0;
   struct kt_informers *in = calloc(1, sizeof *in);
