@@ -57,6 +57,10 @@ struct part {
   int64_t claim_at_us; /* next look at the pending list (mono) */
   int64_t renewed_us;  /* last renewal (mono) */
   size_t inflight;     /* read and not yet acknowledged */
+  /* Their ids: an entry pending for us but not in here was read by an
+   * XREADGROUP whose answer was lost (connection broken), and is read
+   * again by the next claim. */
+  struct kt_map ids;
   struct kt_series *s_lag;
 };
 
@@ -221,8 +225,10 @@ static void acked(struct kt_mq_consumer *m, struct msg *list)
 {
   size_t n = 0;
   pthread_mutex_lock(&m->mu);
-  for (struct msg *g = list; g; g = g->next, n++)
+  for (struct msg *g = list; g; g = g->next, n++) {
     m->parts[g->part].inflight--;
+    kt_map_del(&m->parts[g->part].ids, g->id);
+  }
   pthread_cond_broadcast(&m->cv);
   pthread_mutex_unlock(&m->mu);
   while (list) {
@@ -303,7 +309,13 @@ static void submit(struct kt_mq_consumer *m, unsigned p, const redisReply *e,
   g->part = p;
   snprintf(g->id, sizeof g->id, "%s", e->element[0]->str);
   pthread_mutex_lock(&m->mu);
+  if (kt_map_get(&m->parts[p].ids, g->id)) { /* claimed while in flight */
+    pthread_mutex_unlock(&m->mu);
+    free(g);
+    return;
+  }
   m->parts[p].inflight++;
+  kt_map_put(&m->parts[p].ids, g->id, g, NULL);
   pthread_mutex_unlock(&m->mu);
   const redisReply *ev = field(e->element[1], "e"), *cl = field(e->element[1], "c"),
                    *src = field(e->element[1], "s");
@@ -321,6 +333,7 @@ static void submit(struct kt_mq_consumer *m, unsigned p, const redisReply *e,
     cJSON_Delete(item);
     pthread_mutex_lock(&m->mu);
     m->parts[p].inflight--;
+    kt_map_del(&m->parts[p].ids, g->id);
     pthread_mutex_unlock(&m->mu);
     free(g);
     return;
@@ -367,8 +380,9 @@ static int claim_ids(struct kt_mq_consumer *m, redisContext **c, unsigned p,
 }
 
 /* One look at partition p's pending list: claims what former owners left
- * idle long enough. *left: entries of others still too fresh to claim;
- * *wait_ms: how long until the freshest of them may be claimed. */
+ * idle long enough, and what was delivered to us but never reached us.
+ * *left: entries of others still too fresh to claim; *wait_ms: how long
+ * until the freshest of them may be claimed. */
 static int claim_page(struct kt_mq_consumer *m, redisContext **c, unsigned p,
                       char *start, size_t *left, long long *wait_ms, int *more)
 {
@@ -390,9 +404,13 @@ static int claim_page(struct kt_mq_consumer *m, redisContext **c, unsigned p,
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
       continue;
     snprintf(start, 64, "(%s", e->element[0]->str);
-    if (!strcmp(e->element[1]->str, m->name))
-      continue; /* ours: in flight here */
-    if (e->element[2]->integer >= idle_ms) {
+    if (!strcmp(e->element[1]->str, m->name)) {
+      pthread_mutex_lock(&m->mu);
+      int here = kt_map_get(&m->parts[p].ids, e->element[0]->str) != NULL;
+      pthread_mutex_unlock(&m->mu);
+      if (!here) /* its XREADGROUP answer was lost */
+        ids[n++] = e->element[0]->str;
+    } else if (e->element[2]->integer >= idle_ms) {
       ids[n++] = e->element[0]->str;
     } else {
       (*left)++;
@@ -400,9 +418,9 @@ static int claim_page(struct kt_mq_consumer *m, redisContext **c, unsigned p,
       *wait_ms = *wait_ms > w ? *wait_ms : w;
     }
   }
-  char min_idle[24];
-  snprintf(min_idle, sizeof min_idle, "%lld", idle_ms);
-  int rc = n ? claim_ids(m, c, p, ids, n, min_idle) : 0;
+  /* Idle times were checked above: a former owner cannot touch its
+   * entries again, it can only acknowledge them. */
+  int rc = n ? claim_ids(m, c, p, ids, n, "0") : 0;
   freeReplyObject(r);
   return rc;
 }
@@ -523,6 +541,16 @@ static int reader_step(struct kt_mq_consumer *m, redisContext **c,
   return read_new(m, c, to_read, nread, count > READ_COUNT_MAX ? READ_COUNT_MAX : count);
 }
 
+/* After a broken connection, a read's answer may have been lost: look at
+ * the pending lists again before reading on. */
+static void recheck_all(struct kt_mq_consumer *m)
+{
+  pthread_mutex_lock(&m->mu);
+  for (unsigned p = 0; p < m->o.partitions; p++)
+    m->parts[p].claimed = 0;
+  pthread_mutex_unlock(&m->mu);
+}
+
 static void *reader_main(void *p)
 {
   struct kt_mq_consumer *m = p;
@@ -530,7 +558,13 @@ static void *reader_main(void *p)
   int64_t backoff = BACKOFF_MIN_US;
   unsigned *to_claim = calloc(m->o.partitions, sizeof *to_claim);
   unsigned *to_read = calloc(m->o.partitions, sizeof *to_read);
+  int64_t checked = kt_mono_us();
   for (;;) {
+    /* Now and then, whatever the reason an entry was left behind. */
+    if (kt_mono_us() - checked > m->o.claim_idle_us) {
+      recheck_all(m);
+      checked = kt_mono_us();
+    }
     pthread_mutex_lock(&m->mu);
     int stop = m->stop_reading;
     pthread_mutex_unlock(&m->mu);
@@ -542,6 +576,8 @@ static void *reader_main(void *p)
       continue;
     }
     int rc = reader_step(m, &c, to_claim, to_read);
+    if (rc == -ENOTCONN)
+      recheck_all(m);
     if (rc) {
       count_error(m, "read");
       sleep_us(rc == -ENOTCONN ? backoff : 100000);
@@ -795,6 +831,8 @@ static void free_consumer(struct kt_mq_consumer *m)
   }
   pthread_mutex_destroy(&m->mu);
   pthread_cond_destroy(&m->cv);
+  for (unsigned p = 0; m->parts && p < m->o.partitions; p++)
+    kt_map_clear(&m->parts[p].ids, NULL);
   free(m->parts);
   free(m->address);
   free(m->prefix);
@@ -855,6 +893,7 @@ int kt_mq_consumer_start(const struct kt_mq_opts *o, const char *name,
   snprintf(m->members, sizeof m->members, "%s:members", o->prefix);
   snprintf(m->ttl_ms, sizeof m->ttl_ms, "%lld", (long long)(o->claim_idle_us / 1000));
   for (unsigned p = 0; p < o->partitions; p++) {
+    kt_map_init(&m->parts[p].ids);
     kt_mq_stream_key(o, p, m->parts[p].stream, sizeof m->parts[p].stream);
     kt_mq_lease_key(o, p, m->parts[p].lease, sizeof m->parts[p].lease);
   }
