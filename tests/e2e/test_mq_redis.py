@@ -277,6 +277,7 @@ with engines.Redis() as r:
     for _ in range(50):
         wait_for(lambda: pending_of(conn, "kt", c1_name) > 0, 5, "entries in flight in c1")
         c1.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)  # commands already sent land first
         pend = pending_of(conn, "kt", c1_name)
         if pend:
             break
