@@ -459,7 +459,7 @@ static unsigned partition_of_stream(struct kt_mq_consumer *m, const char *s)
 static int read_new(struct kt_mq_consumer *m, redisContext **c,
                     const unsigned *list, size_t n, size_t count)
 {
-  const char **argv = malloc((2 * n + 8) * sizeof *argv);
+  const char **argv = malloc((2 * n + 9) * sizeof *argv);
   char cnt[24];
   if (!argv)
     return -ENOMEM;
