@@ -442,8 +442,9 @@ static int mq_check(struct kt_mq_opts *mo)
   } else if (kt_mq_key_parse(opt.mq_key, &mo->key)) {
     snprintf(err, sizeof err, "--audit-producer-partition-key-type must be "
              "object, cluster or audit-id");
-  } else if (opt.mq_partitions < 1 || opt.mq_partitions > 1024) {
-    snprintf(err, sizeof err, "--mq-redis-partitions must be 1..1024");
+  } else if (opt.mq_partitions < 1 || opt.mq_partitions > 1024 || opt.mq_max_len < 1) {
+    snprintf(err, sizeof err, "--mq-redis-partitions must be 1..1024, "
+             "--mq-redis-max-len >= 1");
   } else if (!kt_mq_opts_check(mo, err, sizeof err)) {
     opt.durable = 0; /* a 200 means "in the stream": no inbox */
     return 0;

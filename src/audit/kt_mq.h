@@ -8,6 +8,7 @@
  *                         s = source address (the `apiserver` tag)
  *   <prefix>:<p>:lease    the consumer id owning partition p (SET PX)
  *   <prefix>:members      zset: consumer id -> expiry (ms, Redis clock)
+ *   <prefix>:dead         stream: entries given up after 10 deliveries
  * The stream holds only unprocessed entries: consumers XACK and XDEL once
  * the spans are committed. See docs/internals/mq.md. */
 #ifndef KT_MQ_H

@@ -30,6 +30,10 @@
 #define READ_BLOCK_MS "200"
 #define READ_COUNT_MAX 512
 #define PENDING_PAGE 256
+/* An entry delivered this many times has most likely crashed every
+ * consumer that took it: it goes to <prefix>:dead instead (capped). */
+#define MAX_DELIVERIES 10
+#define DEAD_MAXLEN "10000"
 #define BACKOFF_MIN_US 100000
 #define BACKOFF_MAX_US 2000000
 
@@ -87,7 +91,7 @@ struct kt_mq_consumer {
   int64_t ack_deadline_us; /* while stopping: give up acknowledging then */
   pthread_t reader, leaser, acker;
   int started;
-  struct kt_series *s_consumed, *s_claimed, *s_acked, *s_owned;
+  struct kt_series *s_consumed, *s_claimed, *s_acked, *s_owned, *s_dead;
   struct kt_metric *m_errors;
 };
 
@@ -354,9 +358,43 @@ static int ensure_group(struct kt_mq_consumer *m, redisContext **c, unsigned p)
   return rc;
 }
 
-/* Claims the listed ids for us and submits them as redelivered. */
+/* Moves one claimed entry to the dead-letter stream and acknowledges it
+ * (XADD, then XACK + XDEL in one MULTI). */
+static int bury(struct kt_mq_consumer *m, redisContext **c, unsigned p,
+                const redisReply *e)
+{
+  if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2)
+    return 0;
+  const redisReply *ev = field(e->element[1], "e"), *cl = field(e->element[1], "c");
+  char dead[256];
+  snprintf(dead, sizeof dead, "%s:dead", m->prefix);
+  const char *id = e->element[0]->str;
+  kt_error("mq: %s %s delivered %d times without being acknowledged: moved "
+           "to %s", m->parts[p].stream, id, MAX_DELIVERIES, dead);
+  const char *add[] = {"XADD", dead, "MAXLEN", "~", DEAD_MAXLEN, "*", "e",
+                       ev ? ev->str : "", "c", cl ? cl->str : "", "from", id};
+  redisAppendCommandArgv(*c, 12, add, NULL);
+  redisAppendCommand(*c, "MULTI");
+  redisAppendCommand(*c, "XACK %s %s %s", m->parts[p].stream, m->group, id);
+  redisAppendCommand(*c, "XDEL %s %s", m->parts[p].stream, id);
+  redisAppendCommand(*c, "EXEC");
+  for (int i = 0; i < 5; i++) {
+    redisReply *r = NULL;
+    if (redisGetReply(*c, (void **)&r) != REDIS_OK || !r) {
+      redisFree(*c);
+      *c = NULL;
+      return -ENOTCONN;
+    }
+    freeReplyObject(r);
+  }
+  kt_series_add(m->s_dead, 1);
+  return 0;
+}
+
+/* Claims the listed ids for us and submits them as redelivered (or, with
+ * dead, moves them to the dead-letter stream). */
 static int claim_ids(struct kt_mq_consumer *m, redisContext **c, unsigned p,
-                     const char **ids, size_t n, const char *min_idle)
+                     const char **ids, size_t n, const char *min_idle, int dead)
 {
   const char **argv = malloc((n + 5) * sizeof *argv);
   if (!argv)
@@ -368,7 +406,11 @@ static int claim_ids(struct kt_mq_consumer *m, redisContext **c, unsigned p,
   free(argv);
   if (!r)
     return -ENOTCONN;
-  if (r->type == REDIS_REPLY_ARRAY) {
+  int rc = 0;
+  if (r->type == REDIS_REPLY_ARRAY && dead) {
+    for (size_t i = 0; i < r->elements && !rc; i++)
+      rc = bury(m, c, p, r->element[i]);
+  } else if (r->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i < r->elements; i++)
       submit(m, p, r->element[i], 1); /* nil: deleted meanwhile */
     if (r->elements)
@@ -376,7 +418,7 @@ static int claim_ids(struct kt_mq_consumer *m, redisContext **c, unsigned p,
               r->elements, m->parts[p].stream);
   }
   freeReplyObject(r);
-  return 0;
+  return rc;
 }
 
 /* One look at partition p's pending list: claims what former owners left
@@ -396,22 +438,29 @@ static int claim_page(struct kt_mq_consumer *m, redisContext **c, unsigned p,
     freeReplyObject(r);
     return -EIO;
   }
-  const char *ids[PENDING_PAGE];
-  size_t n = 0;
+  const char *ids[PENDING_PAGE], *dead[PENDING_PAGE];
+  size_t n = 0, nd = 0;
   *more = r->elements >= PENDING_PAGE;
-  for (size_t i = 0; i < r->elements && n < PENDING_PAGE; i++) {
+  for (size_t i = 0; i < r->elements && i < PENDING_PAGE; i++) {
     const redisReply *e = r->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 4)
       continue;
-    snprintf(start, 64, "(%s", e->element[0]->str);
+    const char *id = e->element[0]->str;
+    int poison = e->element[3]->integer >= MAX_DELIVERIES;
+    snprintf(start, 64, "(%s", id);
     if (!strcmp(e->element[1]->str, m->name)) {
       pthread_mutex_lock(&m->mu);
-      int here = kt_map_get(&m->parts[p].ids, e->element[0]->str) != NULL;
+      int here = kt_map_get(&m->parts[p].ids, id) != NULL;
       pthread_mutex_unlock(&m->mu);
-      if (!here) /* its XREADGROUP answer was lost */
-        ids[n++] = e->element[0]->str;
+      if (!here && poison)
+        dead[nd++] = id;
+      else if (!here) /* its XREADGROUP answer was lost */
+        ids[n++] = id;
     } else if (e->element[2]->integer >= idle_ms) {
-      ids[n++] = e->element[0]->str;
+      if (poison)
+        dead[nd++] = id;
+      else
+        ids[n++] = id;
     } else {
       (*left)++;
       long long w = idle_ms - e->element[2]->integer;
@@ -420,7 +469,9 @@ static int claim_page(struct kt_mq_consumer *m, redisContext **c, unsigned p,
   }
   /* Idle times were checked above: a former owner cannot touch its
    * entries again, it can only acknowledge them. */
-  int rc = n ? claim_ids(m, c, p, ids, n, "0") : 0;
+  int rc = nd ? claim_ids(m, c, p, dead, nd, "0", 1) : 0;
+  if (!rc && n)
+    rc = claim_ids(m, c, p, ids, n, "0", 0);
   freeReplyObject(r);
   return rc;
 }
@@ -853,6 +904,8 @@ static void init_metrics(struct kt_mq_consumer *m)
       NULL), NULL);
   m->s_owned = kt_metric_series(kt_metrics_gauge(r, "audit_mq_partitions_owned",
       "Stream partitions this process reads", NULL), NULL);
+  m->s_dead = kt_metric_series(kt_metrics_counter(r, "audit_mq_dead_letter_total",
+      "Entries moved to <prefix>:dead after too many deliveries", NULL), NULL);
   m->m_errors = kt_metrics_counter(r, "audit_mq_redis_errors_total",
       "Failed Redis operations of the queue consumer, by operation",
       (const char *const[]){"op", NULL});

@@ -231,6 +231,36 @@ static void test_leftovers(void **state)
   pipe_close(&pp);
 }
 
+/* An entry delivered 10 times (it crashed every consumer that took it) is
+ * moved to <prefix>:dead, not processed once more. */
+static void test_poison(void **state)
+{
+  struct kt_mq_opts o = opts("p6");
+  o.partitions = 1;
+  struct kt_mq_producer *p;
+  struct kt_mq_consumer *m;
+  struct kt_submit_result r;
+  struct pipe pp;
+  pipe_open(&pp);
+  assert_int_equal(kt_mq_producer_new(&o, &p), 0);
+  cJSON *a = demo(2);
+  assert_int_equal(kt_mq_produce(p, "c1", "", a, 0, &r), 0);
+  cJSON_Delete(a);
+  freeReplyObject(redisCommand(rc_, "XGROUP CREATE p6:0 kelemetry 0"));
+  redisReply *x = redisCommand(rc_, "XREADGROUP GROUP kelemetry gone COUNT 1 STREAMS p6:0 >");
+  assert_int_equal(x->type, REDIS_REPLY_ARRAY);
+  const char *id = x->element[0]->element[1]->element[0]->element[0]->str;
+  freeReplyObject(redisCommand(rc_, "XCLAIM p6:0 kelemetry gone 0 %s RETRYCOUNT 10", id));
+  freeReplyObject(x);
+  assert_int_equal(kt_mq_consumer_start(&o, "me", pp.p.consumer, pp.p.store, &m), 0);
+  assert_true(drained("p6"));
+  assert_int_equal(processed(pp.p.consumer), 1); /* the other one */
+  assert_int_equal(num("XLEN %s", "p6:dead"), 1);
+  kt_mq_consumer_stop(m);
+  kt_mq_producer_free(p);
+  pipe_close(&pp);
+}
+
 /* Redis lost the streams and the group (a restart without persistence):
  * the consumer makes the group again and goes on. */
 static void test_group_lost(void **state)
@@ -275,7 +305,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keys),      cmocka_unit_test(test_produce),
       cmocka_unit_test(test_refusals),  cmocka_unit_test(test_round_trip),
-      cmocka_unit_test(test_leftovers), cmocka_unit_test(test_group_lost),
+      cmocka_unit_test(test_leftovers), cmocka_unit_test(test_poison),
+      cmocka_unit_test(test_group_lost),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   redisFree(rc_);
