@@ -24,6 +24,8 @@
 #include "audit/kt_audit.h"
 #include "audit/kt_consumer.h"
 #include "audit/kt_inbox.h"
+#include "audit/kt_mq_consumer.h"
+#include "audit/kt_mq_producer.h"
 #include "audit/kt_pipeline.h"
 #include "audit/kt_replay.h"
 #include "audit/kt_webhook.h"
@@ -91,6 +93,11 @@ struct options {
   /* shared caches (distributed mode): --span-cache, --diff-cache,
    * --jaeger-trace-cache and their engine flags */
   struct kt_kv_choice span_kv, diff_kv, trace_kv;
+  /* audit queue on Redis Streams (kt_mq_*) */
+  char *mq, *mq_address, *mq_prefix, *mq_group, *mq_key;
+  long mq_partitions, mq_max_len;
+  int64_t mq_claim_idle;
+  int producer_enable, consumer_enable;
 };
 
 static struct options opt;
@@ -232,6 +239,16 @@ static const struct kt_flag flags[] = {
   F("jaeger-trace-cache-etcd-dial-timeout", KT_DURATION, "10s", "trace cache on etcd or Redis: connect timeout", &opt.trace_kv.dial_timeout_us),
   F("serve", KT_BOOL, "false", "replay: keep serving after the files are ingested", &opt.serve),
   F("progress", KT_BOOL, "true", "replay: draw a progress bar on a terminal", &opt.progress),
+  F("mq", KT_STR, "local", "audit queue: local (in-process, with the write-ahead inbox) or redis (Redis Streams between webhook and consumer processes)", &opt.mq),
+  F("mq-redis-address", KT_STR, "127.0.0.1:6379", "mq=redis: host:port of Redis (run it with appendonly yes, or a restart loses the queue)", &opt.mq_address),
+  F("mq-redis-stream-prefix", KT_STR, "kelemetry:audit", "mq=redis: streams are <prefix>:0..N-1", &opt.mq_prefix),
+  F("mq-redis-partitions", KT_INT, "8", "mq=redis: number of streams (every process of a deployment must agree)", &opt.mq_partitions),
+  F("mq-redis-max-len", KT_INT, "100000", "mq=redis: unprocessed entries a stream holds before the webhook answers 503", &opt.mq_max_len),
+  F("mq-redis-claim-idle", KT_DURATION, "10s", "mq=redis: partition lease lifetime; a dead consumer's pending entries idle this long are claimed", &opt.mq_claim_idle),
+  F("audit-producer-enable", KT_BOOL, "true", "the webhook hands its events to the queue (false: no webhook in this process)", &opt.producer_enable),
+  F("audit-producer-partition-key-type", KT_STR, "object", "mq=redis: what picks an event's stream: object (keeps each object's order), cluster or audit-id", &opt.mq_key),
+  F("audit-consumer-enable", KT_BOOL, "true", "turn queued audit events into spans (false needs --mq=redis: a webhook-only process)", &opt.consumer_enable),
+  F("audit-consumer-group", KT_STR, "kelemetry", "mq=redis: consumer group of the streams", &opt.mq_group),
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -245,6 +262,8 @@ struct app {
   struct kt_informers *informers;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
   struct kt_kelemetrix *kx; /* NULL unless --kelemetrix-enable */
+  struct kt_mq_producer *mq_producer;  /* --mq=redis, producer enabled */
+  struct kt_mq_consumer *mq_consumer;  /* --mq=redis, consumer enabled */
 };
 
 static int metrics_handle(void *ud, const struct kt_http_req *req,
@@ -421,7 +440,8 @@ static int start_servers(struct app *a)
     rc = start_query(a);
   if (!rc && opt.webhook_enable) {
     a->webhook = (struct kt_webhook){a->p.consumer, a->inbox,
-                                     opt.default_cluster, note_cluster, a};
+                                     opt.default_cluster, note_cluster, a,
+                                     a->mq_producer};
     webhook_routes[0] = (struct kt_http_route){"POST", "/audit", kt_webhook_handle, &a->webhook};
     webhook_routes[1] = (struct kt_http_route){"POST", "/audit/", kt_webhook_handle, &a->webhook};
     struct kt_http_opts ho = {.address = opt.http_address, .port = (int)opt.http_port,
@@ -485,6 +505,56 @@ static void stop_retention(void)
     pthread_join(retention_thread, NULL);
 }
 
+/* --mq: local is the in-process queue (producer and consumer are one);
+ * redis puts Redis Streams between webhook processes and consumer
+ * processes, and the streams replace the write-ahead inbox. */
+static int mq_check(struct kt_mq_opts *mo)
+{
+  char err[256];
+  *mo = (struct kt_mq_opts){opt.mq_address, opt.mq_prefix,
+                            (unsigned)opt.mq_partitions, (size_t)opt.mq_max_len,
+                            opt.mq_claim_idle, opt.mq_group, KT_MQ_KEY_OBJECT, 0};
+  if (!opt.producer_enable)
+    opt.webhook_enable = 0;
+  if (!strcmp(opt.mq, "local")) {
+    if (opt.consumer_enable)
+      return 0;
+    snprintf(err, sizeof err, "--audit-consumer-enable=false needs --mq=redis");
+  } else if (strcmp(opt.mq, "redis")) {
+    snprintf(err, sizeof err, "--mq must be local or redis");
+  } else if (kt_mq_key_parse(opt.mq_key, &mo->key)) {
+    snprintf(err, sizeof err, "--audit-producer-partition-key-type must be "
+             "object, cluster or audit-id");
+  } else if (opt.mq_partitions < 1 || opt.mq_partitions > 1024 || opt.mq_max_len < 1) {
+    snprintf(err, sizeof err, "--mq-redis-partitions must be 1..1024, "
+             "--mq-redis-max-len >= 1");
+  } else if (!kt_mq_opts_check(mo, err, sizeof err)) {
+    opt.durable = 0; /* a 200 means "in the stream": no inbox */
+    return 0;
+  }
+  fprintf(stderr, "kelemetry: %s\n", err);
+  return 2;
+}
+
+static int start_mq(struct app *a, const struct kt_mq_opts *mo)
+{
+  if (strcmp(opt.mq, "redis"))
+    return 0;
+  int rc = opt.webhook_enable ? kt_mq_producer_new(mo, &a->mq_producer) : 0;
+  if (!rc && opt.consumer_enable)
+    rc = kt_mq_consumer_start(mo, NULL, a->p.consumer, a->p.store,
+                              &a->mq_consumer);
+  return rc;
+}
+
+static void stop_mq(struct app *a)
+{
+  kt_mq_consumer_stop(a->mq_consumer);
+  a->mq_consumer = NULL;
+  kt_mq_producer_free(a->mq_producer);
+  a->mq_producer = NULL;
+}
+
 static int64_t shutdown_deadline;
 
 /* Past --shutdown-timeout, exit without waiting further. */
@@ -506,6 +576,7 @@ static void stop_all(struct app *a)
   kt_http_stop(a->http_webhook); /* stop accepting first */
   kt_informers_stop(a->informers); /* leases released */
   stop_retention();
+  stop_mq(a); /* before the consumer: its tickets acknowledge entries */
   kt_consumer_free(a->p.consumer); /* drain before the readers go */
   a->p.consumer = NULL;
   kt_informers_free(a->informers);
@@ -672,9 +743,12 @@ int main(int argc, char **argv)
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   struct app a = {0};
-  if (open_kelemetrix(&a))
+  struct kt_mq_opts mo;
+  if (open_kelemetrix(&a) || (!replay && mq_check(&mo)))
     return 2;
   rc = start_pipeline(&a);
+  if (!rc && !replay)
+    rc = start_mq(&a, &mo);
   if (!rc && !replay)
     rc = start_informers(&a);
   if (!rc && (!replay || opt.serve))

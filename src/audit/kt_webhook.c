@@ -10,6 +10,7 @@
 #include "audit/kt_audit.h"
 #include "audit/kt_consumer.h"
 #include "audit/kt_inbox.h"
+#include "audit/kt_mq_producer.h"
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
 
@@ -66,6 +67,43 @@ static void ok_body(struct kt_http_resp *resp, const struct kt_submit_result *r)
 static int handle(struct kt_webhook *w, const char *cluster,
                   const struct kt_http_req *req, struct kt_http_resp *resp);
 
+/* The answer once the events are queued: 400 if every item was bad. */
+static int answer(struct kt_webhook *w, const char *cluster,
+                  const struct kt_submit_result *r, struct kt_http_resp *resp)
+{
+  if (r->accepted == 0 && r->rejected > 0) {
+    kt_http_error(resp, 400, r->first_err);
+    return 0;
+  }
+  if (w->on_cluster && r->accepted)
+    w->on_cluster(cluster, w->on_cluster_ud);
+  ok_body(resp, r);
+  return 0;
+}
+
+/* --mq=redis: the 200 waits until Redis has every event of the batch. */
+static int produce(struct kt_webhook *w, const char *cluster,
+                   const struct kt_http_req *req, struct kt_http_resp *resp,
+                   cJSON *root, cJSON *items, int single)
+{
+  struct kt_submit_result r;
+  int rc = kt_mq_produce(w->mq, cluster, req->client_ip, items, single, &r);
+  if (!single) /* a single Event was consumed by the producer */
+    cJSON_Delete(root);
+  if (rc == -EAGAIN) {
+    reject(resp, 503, "queue_full", "audit queue full, retry later");
+    resp->retry_after = 1;
+    return 0;
+  }
+  if (rc) {
+    reject(resp, 503, "mq_unavailable",
+           "the audit queue (Redis) is unavailable; retry later");
+    resp->retry_after = 1;
+    return 0;
+  }
+  return answer(w, cluster, &r, resp);
+}
+
 static struct kt_defer m_request; /* audit_webhook_request (§3.2) */
 static pthread_once_t m_once = PTHREAD_ONCE_INIT;
 
@@ -99,7 +137,7 @@ static int handle(struct kt_webhook *w, const char *cluster,
   }
   /* Full already: refuse before spending a parse on a batch that cannot
    * be queued (the apiserver will resend it). */
-  if (kt_consumer_depth(w->consumer) >= kt_consumer_limit(w->consumer)) {
+  if (!w->mq && kt_consumer_depth(w->consumer) >= kt_consumer_limit(w->consumer)) {
     kt_metric_inc(rejected_metric(), (const char *const[]){"queue_full"});
     kt_http_error(resp, 503, "ingest queue full, retry later");
     resp->retry_after = 1;
@@ -114,6 +152,8 @@ static int handle(struct kt_webhook *w, const char *cluster,
     reject(resp, 400, kt_audit_err_name(e), err);
     return 0;
   }
+  if (w->mq)
+    return produce(w, cluster, req, resp, root, items, single);
   struct kt_submit_result r;
   int rc = w->inbox ? kt_inbox_accept(w->inbox, cluster, req->client_ip,
                                       req->body, req->len, items, single, &r)
@@ -139,12 +179,5 @@ static int handle(struct kt_webhook *w, const char *cluster,
     resp->retry_after = 1;
     return 0;
   }
-  if (r.accepted == 0 && r.rejected > 0) {
-    kt_http_error(resp, 400, r.first_err);
-    return 0;
-  }
-  if (w->on_cluster && r.accepted)
-    w->on_cluster(cluster, w->on_cluster_ud);
-  ok_body(resp, &r);
-  return 0;
+  return answer(w, cluster, &r, resp);
 }

@@ -3,7 +3,8 @@
  *   200 {"accepted":N,"rejected":M[,"errors":[...]]} events queued;
  *   400 malformed JSON, not an Event/EventList, or every item invalid;
  *   413 body over the limit (kt_http); 503 + Retry-After when the queue is
- *   full (the apiserver retries the batch with backoff).
+ *   full or, with --mq=redis, Redis is unavailable (the apiserver retries
+ *   the batch with backoff).
  * A batch with some bad items: the good ones are queued and the answer is
  * 200 listing the bad ones — a retry could not fix them, and answering 400
  * would make the apiserver drop the good ones with them. */
@@ -14,6 +15,7 @@
 
 struct kt_consumer;
 struct kt_inbox;
+struct kt_mq_producer;
 
 struct kt_webhook {
   struct kt_consumer *consumer;
@@ -21,6 +23,10 @@ struct kt_webhook {
   const char *default_cluster;
   void (*on_cluster)(const char *cluster, void *ud); /* optional */
   void *on_cluster_ud;
+  /* --mq=redis: events go to the Redis streams instead (consumer and
+   * inbox unused); 200 once every event is in a stream, 503 when Redis is
+   * unreachable or a partition is full. */
+  struct kt_mq_producer *mq;
 };
 
 /* The handler to register for "/audit" and "/audit/" (POST). */
