@@ -41,6 +41,7 @@
 #include "http/kt_http.h"
 #include "http/kt_static.h"
 #include "ops/kt_kubecheck.h"
+#include "ops/kt_roles.h"
 #include "ops/kt_scanpods.h"
 #include "frontend/kt_frontend.h"
 #include "frontend/kt_modes.h"
@@ -54,6 +55,7 @@ struct options {
   int64_t trace_cache_ttl, max_skew;
   size_t body_limit, queue_limit, diff_cache_bytes, span_cache_entries;
   int webhook_enable, query_enable, metrics_enable, serve, help, version;
+  int print_components;
   int durable, inbox_compress;
   int owner_linker, annotation_linker, res_obj_tag, res_event_tag;
   int ignore_impersonate, progress;
@@ -107,6 +109,7 @@ static const struct kt_flag flags[] = {
   F("config", KT_STR, "", "YAML file with any of these flags as keys", &opt.config),
   F("help", KT_BOOL, "false", "print this help and exit", &opt.help),
   F("version", KT_BOOL, "false", "print the version and exit", &opt.version),
+  F("print-components", KT_BOOL, "false", "print which components these flags run (and why), then exit", &opt.print_components),
   F("log-level", KT_STR, "info", "debug, info, warn or error", &opt.log_level),
   F("log-format", KT_STR, "text", "text or json", &opt.log_format),
   F("log-file", KT_STR, "", "append logs to this file instead of stderr", &opt.log_file),
@@ -514,14 +517,8 @@ static int mq_check(struct kt_mq_opts *mo)
   *mo = (struct kt_mq_opts){opt.mq_address, opt.mq_prefix,
                             (unsigned)opt.mq_partitions, (size_t)opt.mq_max_len,
                             opt.mq_claim_idle, opt.mq_group, KT_MQ_KEY_OBJECT, 0};
-  if (!opt.producer_enable)
-    opt.webhook_enable = 0;
   if (!strcmp(opt.mq, "local")) {
-    if (opt.consumer_enable)
-      return 0;
-    snprintf(err, sizeof err, "--audit-consumer-enable=false needs --mq=redis");
-  } else if (strcmp(opt.mq, "redis")) {
-    snprintf(err, sizeof err, "--mq must be local or redis");
+    return 0; /* kt_roles refused what cannot work with it */
   } else if (kt_mq_key_parse(opt.mq_key, &mo->key)) {
     snprintf(err, sizeof err, "--audit-producer-partition-key-type must be "
              "object, cluster or audit-id");
@@ -553,6 +550,43 @@ static void stop_mq(struct app *a)
   a->mq_consumer = NULL;
   kt_mq_producer_free(a->mq_producer);
   a->mq_producer = NULL;
+}
+
+/* Which components the flags run (kt_roles): refuses a combination where
+ * an enabled component lacks what it needs; --print-components shows it. */
+static int roles_check(int replay, int print)
+{
+  if (!opt.producer_enable)
+    opt.webhook_enable = 0; /* the producer is what the webhook feeds */
+  struct kt_roles_flags f = {
+      .webhook = opt.webhook_enable && !replay, .producer = opt.producer_enable,
+      .consumer = opt.consumer_enable, .replay = replay,
+      .event_informer = opt.event_enable && !replay,
+      .diff_controller = opt.diff_enable && !replay,
+      .diff_decorator = opt.decorator_enable,
+      .query = opt.query_enable && (!replay || opt.serve),
+      .metrics = opt.metrics_enable && (!replay || opt.serve),
+      .kelemetrix = opt.kx_enable, .store_spans = !opt.otel_only,
+      .mq = replay ? "local" : opt.mq, .span_cache = opt.span_kv.kind,
+      .diff_cache = opt.diff_kv.kind, .trace_cache = opt.trace_kv.kind,
+      .store = opt.store_backend, .otlp_endpoint = opt.otel_endpoint};
+  struct kt_roles r;
+  char err[256];
+  if (kt_roles_resolve(&f, &r, err, sizeof err)) {
+    fprintf(stderr, "kelemetry: %s\n", err);
+    return 2;
+  }
+  if (print) {
+    kt_roles_print(&f, &r, stdout);
+    return 0;
+  }
+  char list[512] = "";
+  for (int c = 0; c < KT_C_COUNT; c++)
+    if (r.on[c])
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+               *list ? ", " : "", kt_component_name(c));
+  kt_info("components: %s", list);
+  return 0;
 }
 
 static int64_t shutdown_deadline;
@@ -723,6 +757,8 @@ int main(int argc, char **argv)
     printf("kelemetry %s\n", KT_VERSION);
     return 0;
   }
+  if (opt.print_components)
+    return roles_check(replay, 1);
   if (!replay && nfiles) {
     fprintf(stderr, "kelemetry: unexpected argument %s\n", files[0]);
     return 2;
@@ -744,7 +780,7 @@ int main(int argc, char **argv)
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   struct app a = {0};
   struct kt_mq_opts mo;
-  if (open_kelemetrix(&a) || (!replay && mq_check(&mo)))
+  if (roles_check(replay, 0) || open_kelemetrix(&a) || (!replay && mq_check(&mo)))
     return 2;
   rc = start_pipeline(&a);
   if (!rc && !replay)
@@ -759,8 +795,9 @@ int main(int argc, char **argv)
     start_retention(&a);
   if (!rc && (!replay || opt.serve)) {
     kt_info("kelemetry %s ready: webhook :%ld, UI and query API :%ld, "
-            "metrics :%ld, data in %s", KT_VERSION, opt.http_port,
-            opt.query_port, opt.metrics_port, opt.data_dir);
+            "metrics :%ld, spans in %s", KT_VERSION, opt.http_port,
+            opt.query_port, opt.metrics_port,
+            strcmp(opt.store_backend, "postgres") ? opt.data_dir : "PostgreSQL");
     wait_signal(&a, &set);
   }
   stop_all(&a);
