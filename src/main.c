@@ -554,6 +554,8 @@ static void stop_mq(struct app *a)
 
 /* Which components the flags run (kt_roles): refuses a combination where
  * an enabled component lacks what it needs; --print-components shows it. */
+static char components[512]; /* the running ones, for the ready line */
+
 static int roles_check(int replay, int print)
 {
   if (!opt.producer_enable)
@@ -580,12 +582,11 @@ static int roles_check(int replay, int print)
     kt_roles_print(&f, &r, stdout);
     return 0;
   }
-  char list[512] = "";
   for (int c = 0; c < KT_C_COUNT; c++)
     if (r.on[c])
-      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-               *list ? ", " : "", kt_component_name(c));
-  kt_info("components: %s", list);
+      snprintf(components + strlen(components),
+               sizeof components - strlen(components), "%s%s",
+               *components ? ", " : "", kt_component_name(c));
   return 0;
 }
 
@@ -798,6 +799,7 @@ int main(int argc, char **argv)
             "metrics :%ld, spans in %s", KT_VERSION, opt.http_port,
             opt.query_port, opt.metrics_port,
             strcmp(opt.store_backend, "postgres") ? opt.data_dir : "PostgreSQL");
+    kt_info("components: %s", components);
     wait_signal(&a, &set);
   }
   stop_all(&a);
