@@ -384,6 +384,12 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
       rc = parse_carrier(val, out);
       free(val);
       kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "fetch"});
+      if (rc == 0 && r->obj->recovered && a->store_spans &&
+          !kt_store_has_span(a->store, out->trace, out->span)) {
+        kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "repair"});
+        *created = 1; /* its link spans may be lost with it */
+        return create_pseudo(a, r, key, out);
+      }
       return rc;
     }
     if (rc == 0) {
@@ -483,7 +489,7 @@ static void owner_links(struct kt_aggregator *a, const struct kt_object *o,
     const char *slash = api ? strchr(api, '/') : NULL;
     l.target = (struct kt_object){o->cluster, l.group, slash ? slash + 1 : api,
                                   l.resource, o->namespace, name,
-                                  kt_json_str(ref, "uid"), NULL};
+                                  kt_json_str(ref, "uid"), NULL, o->recovered};
     make_link(a, o, octx, &l, t, depth);
   }
 }
@@ -505,7 +511,7 @@ static void annotation_link(struct kt_aggregator *a, const struct kt_object *o,
                                   kt_json_str(p, "group"),
                                   kt_json_str(p, "version"), res,
                                   kt_json_str(p, "namespace"), name,
-                                  kt_json_str(p, "uid"), NULL};
+                                  kt_json_str(p, "uid"), NULL, o->recovered};
     make_link(a, o, octx, &l, t, depth);
   } else {
     kt_warn("object %s/%s: invalid parent-link annotation", o->resource,
@@ -553,7 +559,7 @@ static int ensure_object_span(struct kt_aggregator *a,
   int rc = get_or_create_pseudo(a, &r, out, &created);
   int linkers = a->o.owner_linker || a->o.annotation_linker;
   if (rc == 0 && body && linkers && depth < MAX_LINK_DEPTH &&
-      claim_link_job(a, o, t)) {
+      ((created && o->recovered) || claim_link_job(a, o, t))) {
     if (a->o.owner_linker)
       owner_links(a, o, body, out, t, depth);
     if (a->o.annotation_linker)

@@ -39,6 +39,10 @@ struct kt_agg_opts {
 struct kt_object {
   const char *cluster, *group, *version, *resource, *namespace, *name, *uid;
   const cJSON *body;
+  /* The event is redelivered after a crash: a pseudo span the span cache
+   * knows may have died in the crashed process's writer queue, so it is
+   * checked in the store and written again (same ids) when missing. */
+  int recovered;
 };
 
 /* Borrowed pointers must outlive the aggregator. */

@@ -158,7 +158,7 @@ static void process(struct kt_consumer *c, struct item *it)
   struct kt_object obj = {ev->cluster, ev->api_group ? ev->api_group : "",
                           ev->api_version, ev->resource,
                           kt_audit_namespace(ev), kt_audit_name(ev), ev->uid,
-                          kt_decorator_body(ev)};
+                          kt_decorator_body(ev), it->recovered};
   uint64_t span_id = audit_span_id(ev);
   if ((it->recovered || c->o.skip_existing) &&
       kt_aggregator_has_event(c->agg, &obj, ev->received_us, span_id)) {

@@ -236,7 +236,10 @@ static const char *handle(struct kt_eventctl *c, const cJSON *ev, struct kt_gvr 
   struct kt_object obj = {c->cluster, g->group, g->version, g->resource,
                           kt_json_str(io, "namespace") ? kt_json_str(io, "namespace") : "",
                           kt_json_str(io, "name") ? kt_json_str(io, "name") : "",
-                          kt_json_str(io, "uid"), NULL};
+                          kt_json_str(io, "uid"), NULL,
+                          /* a previous leader may have died before storing
+                           * the pseudo spans it put in a shared span cache */
+                          1};
   if (kt_aggregator_has_event(c->agg, &obj, t, s->span_id)) {
     kt_span_free(s);
     return "AlreadyTraced";
