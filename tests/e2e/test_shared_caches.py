@@ -38,11 +38,21 @@ from ktest import SRC, Kelemetry, Results  # noqa: E402
 R = Results()
 work = tempfile.mkdtemp(prefix="kt-shared-")
 load = os.path.join(work, "load.jsonl")
-subprocess.check_call([sys.executable, os.path.join(SRC, "bench", "gen_load.py"),
-                       "--objects", "40", "--events", "1600", "--batch", "40",
-                       "--out", load])
-batches = [l.encode() for l in open(load, "rb").read().decode().splitlines()]
-ids = [[e["auditID"] for e in json.loads(b)["items"]] for b in batches]
+
+
+def make_load(objects, seed):
+    subprocess.check_call([sys.executable, os.path.join(SRC, "bench", "gen_load.py"),
+                           "--objects", str(objects), "--events", "1600", "--batch", "40",
+                           "--seed", str(seed), "--out", load])
+    b = [l.encode() for l in open(load, "rb").read().decode().splitlines()]
+    return b, [[e["auditID"] for e in json.loads(x)["items"]] for x in b]
+
+
+# Steady load: 40 objects updated again and again. Restart load: a new
+# object in every event, so that the span cache must reach the engine
+# after the restart too (the values it has seen are remembered in memory).
+LOADS = {False: make_load(40, 1), True: make_load(1600, 2)}
+batches, ids = LOADS[False]
 WINDOW_US = 30 * 60 * 1000000
 BASE = 1767225600  # gen_load's first event: 2026-01-01T00:00:00Z
 CLUSTER = "shared"
@@ -203,6 +213,8 @@ COMMON = ["--storage-retention", "0", "--audit-consumer-workers", "2"]
 
 
 def run(kind, eng, restart):
+    global batches, ids
+    batches, ids = LOADS[restart]
     label = "%s%s" % (kind, " restarted" if restart else "")
     flags = flags_for(kind, eng) + COMMON
     if restart:  # a small queue, so that a stall shows as 503s
