@@ -152,7 +152,7 @@ int kt_aggregator_new(const struct kt_agg_opts *o, struct kt_store *store,
       "Event spans sent, by trace source and outcome",
       (const char *const[]){"cluster", "traceSource", "success", "error", NULL});
   a->m_lazy = kt_metrics_counter(r, "aggregator_lazy_span_total",
-      "Pseudo span lookups: fetch (existed), create, error",
+      "Pseudo span lookups: fetch (existed), create, repair (cached but not stored: written again), error",
       (const char *const[]){"pseudoType", "result", NULL});
   a->m_link = kt_metrics_counter(r, "linker_job_exec_total",
       "Links made by the linkers", (const char *const[]){"linker", NULL});
