@@ -33,17 +33,17 @@ void kt_store_close(struct kt_store *st)
 
 int kt_store_put(struct kt_store *st, struct kt_span *span)
 {
-  return st->ops->put(st, span);
+  return kt__wq_put(st->wq, span);
 }
 
 int kt_store_flush(struct kt_store *st)
 {
-  return st->ops->flush(st);
+  return kt__wq_flush(st->wq);
 }
 
 int kt_store_failed(struct kt_store *st)
 {
-  return st->ops->failed(st);
+  return kt__wq_failed(st->wq);
 }
 
 int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
@@ -85,12 +85,12 @@ int64_t kt_store_count(struct kt_store *st)
 int kt_store_kv_put(struct kt_store *st, const char *ns, const char *key,
                     const void *val, size_t len, int64_t expires_us)
 {
-  return st->ops->kv_put(st, ns, key, val, len, expires_us);
+  return kt__wq_kv(st->wq, KT__OP_KV_PUT, ns, key, val, len, expires_us);
 }
 
 int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key)
 {
-  return st->ops->kv_del(st, ns, key);
+  return kt__wq_kv(st->wq, KT__OP_KV_DEL, ns, key, NULL, 0, 0);
 }
 
 int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,

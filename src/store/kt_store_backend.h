@@ -21,9 +21,6 @@ struct kt_metric;
 struct kt_store_ops {
   const char *name; /* "sqlite", "postgres": the backend label of metrics */
   void (*close)(struct kt_store *st);
-  int (*put)(struct kt_store *st, struct kt_span *span);
-  int (*flush)(struct kt_store *st);
-  int (*failed)(struct kt_store *st);
   int (*get_trace)(struct kt_store *st, const uint8_t trace_id[16],
                    struct kt_span_vec *out);
   int (*find)(struct kt_store *st, const struct kt_store_query *q,
@@ -34,9 +31,6 @@ struct kt_store_ops {
   int (*clusters)(struct kt_store *st,
                   void (*fn)(const char *cluster, void *ud), void *ud);
   int64_t (*count)(struct kt_store *st);
-  int (*kv_put)(struct kt_store *st, const char *ns, const char *key,
-                const void *val, size_t len, int64_t expires_us);
-  int (*kv_del)(struct kt_store *st, const char *ns, const char *key);
   int (*kv_get)(struct kt_store *st, const char *ns, const char *key,
                 char **val, size_t *len);
   int (*kv_scan)(struct kt_store *st, const char *ns,
@@ -45,8 +39,12 @@ struct kt_store_ops {
                  void *ud);
 };
 
+/* Writes (spans, kv puts and deletes, flush) all go through the backend's
+ * writer queue, so they need no ops of their own: wq points at it. */
+struct kt__wq;
 struct kt_store {
   const struct kt_store_ops *ops;
+  struct kt__wq *wq;
 };
 
 /* ---- span bodies ------------------------------------------------------ */

@@ -943,32 +943,6 @@ static void commit_batch(void *ud, struct kt__op *batch, size_t n,
   kt_series_observe(p->s_batch, (double)(kt_mono_us() - t0) / 1e6);
 }
 
-static int pg_put(struct kt_store *b, struct kt_span *span)
-{
-  return kt__wq_put(&PG(b)->wq, span);
-}
-
-static int pg_kv_put(struct kt_store *b, const char *ns, const char *key,
-                     const void *val, size_t len, int64_t expires_us)
-{
-  return kt__wq_kv(&PG(b)->wq, KT__OP_KV_PUT, ns, key, val, len, expires_us);
-}
-
-static int pg_kv_del(struct kt_store *b, const char *ns, const char *key)
-{
-  return kt__wq_kv(&PG(b)->wq, KT__OP_KV_DEL, ns, key, NULL, 0, 0);
-}
-
-static int pg_flush(struct kt_store *b)
-{
-  return kt__wq_flush(&PG(b)->wq);
-}
-
-static int pg_failed(struct kt_store *b)
-{
-  return kt__wq_failed(&PG(b)->wq);
-}
-
 /* ---- the read pool ---------------------------------------------------- */
 
 /* A connection of the pool for this thread's read, (re)connected if
@@ -1521,11 +1495,10 @@ static void pg_close(struct kt_store *b)
 }
 
 static const struct kt_store_ops pg_ops = {
-    .name = "postgres", .close = pg_close, .put = pg_put, .flush = pg_flush,
-    .failed = pg_failed, .get_trace = pg_get_trace, .find = pg_find,
+    .name = "postgres", .close = pg_close,
+    .get_trace = pg_get_trace, .find = pg_find,
     .retain = pg_retain, .has_span = pg_has_span, .clusters = pg_clusters,
-    .count = pg_count, .kv_put = pg_kv_put, .kv_del = pg_kv_del,
-    .kv_get = pg_kv_get, .kv_scan = pg_kv_scan,
+    .count = pg_count, .kv_get = pg_kv_get, .kv_scan = pg_kv_scan,
 };
 
 static void register_metrics(struct pg *p)
@@ -1551,6 +1524,7 @@ int kt_store_open_postgres(const char *conninfo, const struct kt_store_opts *o,
   if (!p)
     return -ENOMEM;
   p->base.ops = &pg_ops;
+  p->base.wq = &p->wq;
   p->part_us = o && o->partition_us > 0 ? o->partition_us : 86400000000LL;
   p->npool = o && o->pool ? o->pool : 4;
   p->conninfo = strdup(conninfo);

@@ -211,32 +211,6 @@ static void commit_with_retry(void *ud, struct kt__op *batch, size_t n,
   kt__wq_set_failed(&st->wq);
 }
 
-static int sq_put(struct kt_store *b, struct kt_span *span)
-{
-  return kt__wq_put(&SQ(b)->wq, span);
-}
-
-static int sq_kv_put(struct kt_store *b, const char *ns, const char *key,
-                     const void *val, size_t len, int64_t expires_us)
-{
-  return kt__wq_kv(&SQ(b)->wq, KT__OP_KV_PUT, ns, key, val, len, expires_us);
-}
-
-static int sq_kv_del(struct kt_store *b, const char *ns, const char *key)
-{
-  return kt__wq_kv(&SQ(b)->wq, KT__OP_KV_DEL, ns, key, NULL, 0, 0);
-}
-
-static int sq_flush(struct kt_store *b)
-{
-  return kt__wq_flush(&SQ(b)->wq);
-}
-
-static int sq_failed(struct kt_store *b)
-{
-  return kt__wq_failed(&SQ(b)->wq);
-}
-
 static void sq_close(struct kt_store *b)
 {
   struct sq *st = SQ(b);
@@ -593,11 +567,10 @@ static int sq_kv_scan(struct kt_store *b, const char *ns,
 }
 
 static const struct kt_store_ops sqlite_ops = {
-    .name = "sqlite", .close = sq_close, .put = sq_put, .flush = sq_flush,
-    .failed = sq_failed, .get_trace = sq_get_trace, .find = sq_find,
+    .name = "sqlite", .close = sq_close,
+    .get_trace = sq_get_trace, .find = sq_find,
     .retain = sq_retain, .has_span = sq_has_span, .clusters = sq_clusters,
-    .count = sq_count, .kv_put = sq_kv_put, .kv_del = sq_kv_del,
-    .kv_get = sq_kv_get, .kv_scan = sq_kv_scan,
+    .count = sq_count, .kv_get = sq_kv_get, .kv_scan = sq_kv_scan,
 };
 
 int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
@@ -607,6 +580,7 @@ int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
   if (!st)
     return -ENOMEM;
   st->base.ops = &sqlite_ops;
+  st->base.wq = &st->wq;
   pthread_mutex_init(&st->rmu, NULL);
   int rc = open_conn(path, &st->wdb);
   rc = rc ? rc : check_schema(st->wdb, path);

@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
-from ktest import SRC, Kelemetry, Results  # noqa: E402
+from ktest import SRC, Kelemetry, Results, decode_tags  # noqa: E402
 
 R = Results()
 rnd = random.Random(7)
@@ -30,28 +30,6 @@ data = os.path.join(work, "data")
 os.makedirs(data)
 
 
-def decode_tags(blob):
-    """The store's span body: varint count, (len, key, len, value)*."""
-    pos = 0
-
-    def varint():
-        nonlocal pos
-        v = shift = 0
-        while True:
-            c = blob[pos]
-            pos += 1
-            v |= (c & 0x7F) << shift
-            shift += 7
-            if not c & 0x80:
-                return v
-
-    def string():
-        nonlocal pos
-        n = varint()
-        s = blob[pos:pos + n].decode()
-        pos += n
-        return s
-    return dict((string(), string()) for _ in range(varint()))
 
 
 lock = threading.Lock()

@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
-from ktest import BIN, SRC, Kelemetry, Results  # noqa: E402
+from ktest import BIN, SRC, Kelemetry, Results, decode_tags  # noqa: E402
 
 R = Results()
 work = tempfile.mkdtemp(prefix="kt-mq-")
@@ -43,28 +43,6 @@ def load(name, events, batch, seed):
     return [(l.encode(), [e["auditID"] for e in json.loads(l)["items"]]) for l in lines]
 
 
-def decode_tags(blob):
-    """The store's span body: varint count, (len, key, len, value)*."""
-    pos = 0
-
-    def varint():
-        nonlocal pos
-        v = shift = 0
-        while True:
-            c = blob[pos]
-            pos += 1
-            v |= (c & 0x7F) << shift
-            shift += 7
-            if not c & 0x80:
-                return v
-
-    def string():
-        nonlocal pos
-        n = varint()
-        s = blob[pos:pos + n].decode()
-        pos += n
-        return s
-    return dict((string(), string()) for _ in range(varint()))
 
 
 def stored(data_dir):

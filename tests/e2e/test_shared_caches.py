@@ -33,7 +33,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
 from fake_apiserver import FakeApiserver  # noqa: E402
-from ktest import SRC, Kelemetry, Results  # noqa: E402
+from ktest import SRC, Kelemetry, Results, decode_tags  # noqa: E402
 
 R = Results()
 work = tempfile.mkdtemp(prefix="kt-shared-")
@@ -58,28 +58,6 @@ BASE = 1767225600  # gen_load's first event: 2026-01-01T00:00:00Z
 CLUSTER = "shared"
 
 
-def decode_tags(blob):
-    """The store's span body: varint count, (len, key, len, value)*."""
-    pos = 0
-
-    def varint():
-        nonlocal pos
-        v = shift = 0
-        while True:
-            c = blob[pos]
-            pos += 1
-            v |= (c & 0x7F) << shift
-            shift += 7
-            if not c & 0x80:
-                return v
-
-    def string():
-        nonlocal pos
-        n = varint()
-        s = blob[pos:pos + n].decode()
-        pos += n
-        return s
-    return dict((string(), string()) for _ in range(varint()))
 
 
 def post_all(procs, during=None):

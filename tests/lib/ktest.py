@@ -138,6 +138,30 @@ class Kelemetry:
         return 0.0
 
 
+def decode_tags(blob):
+    """The store's span body: varint count, (len, key, len, value)*."""
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        v = shift = 0
+        while True:
+            c = blob[pos]
+            pos += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if not c & 0x80:
+                return v
+
+    def string():
+        nonlocal pos
+        n = varint()
+        s = blob[pos:pos + n].decode()
+        pos += n
+        return s
+    return dict((string(), string()) for _ in range(varint()))
+
+
 def demo_events():
     with open(os.path.join(SRC, "examples", "demo-deployment.jsonl")) as f:
         return [json.loads(l) for l in f if l.strip()]
