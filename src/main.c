@@ -582,6 +582,7 @@ static int roles_check(int replay, int print)
     kt_roles_print(&f, &r, stdout);
     return 0;
   }
+  kt_roles_export(&r);
   for (int c = 0; c < KT_C_COUNT; c++)
     if (r.on[c])
       snprintf(components + strlen(components),

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "core/kt_metrics.h"
+
 static const char *const names[KT_C_COUNT] = {
     [KT_C_WEBHOOK] = "audit-webhook",
     [KT_C_PRODUCER] = "audit-producer",
@@ -166,4 +168,13 @@ void kt_roles_print(const struct kt_roles_flags *f, const struct kt_roles *r,
     fprintf(out, "%-16s %-4s %-10s %s\n", names[c], r->on[c] ? "yes" : "no",
             b && *b ? b : "-", r->why[c]);
   }
+}
+
+void kt_roles_export(const struct kt_roles *r)
+{
+  struct kt_metric *m = kt_metrics_gauge(kt_metrics_default(), "kelemetry_component",
+      "1 for each component this process runs, 0 for the others (kelemetry scan)",
+      (const char *const[]){"component", NULL});
+  for (int c = 0; c < KT_C_COUNT; c++)
+    kt_series_set(kt_metric_series(m, (const char *const[]){names[c]}), r->on[c]);
 }

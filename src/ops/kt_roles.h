@@ -48,5 +48,8 @@ const char *kt_component_name(enum kt_component c);
 /* One line per component: name, on/off, backend, why. */
 void kt_roles_print(const struct kt_roles_flags *f, const struct kt_roles *r,
                     FILE *out);
+/* Sets the gauge kelemetry_component{component} (1 runs, 0 not) in the
+ * default registry: `kelemetry scan` judges a process by what it runs. */
+void kt_roles_export(const struct kt_roles *r);
 
 #endif

@@ -24,6 +24,8 @@ static int usage(FILE *out)
           "usage: kelemetry scan [METRICS_URL...]\n"
           "       kelemetry scan [--kube-config FILE] [--kube-context NAME] [--in-cluster]\n"
           "                      [--namespace NS] [--release NAME]\n"
+          "  --lag-wait MS: a consumer with queued Redis entries is read again after\n"
+          "  MS (default 2000, 0 = once) to tell whether its queue grows\n"
           "  reads kelemetry metrics (default %s, or every pod labelled\n"
           "  app.kubernetes.io/name=kelemetry found through the Kubernetes API)\n"
           "  and reports problems; exit 0 healthy, 1 attention needed, 2 unreachable\n",
@@ -47,6 +49,13 @@ static int parse(int argc, char **argv, struct args *a)
       i++;
     } else if (!strcmp(s, "--in-cluster")) {
       a->in_cluster = 1;
+    } else if (!strcmp(s, "--lag-wait")) {
+      char *end;
+      long ms = v ? strtol(v, &end, 10) : -1;
+      if (!v || *end || ms < 0 || ms > 60000)
+        return -1;
+      kt_scan_set_lag_wait((int)ms);
+      i++;
     } else if (s[0] == '-' || a->n == MAX_URLS) {
       return -1;
     } else {

@@ -572,6 +572,17 @@ def _eq(a, *bs):
     return False
 
 
+def _cmp_kinds(fn, a, b):
+    """The false branch of lt/gt: an error when Go would refuse the types."""
+    if _kind(a) != _kind(b):
+        raise TemplateError("%s %r %r: incompatible types for comparison" % (fn, a, b))
+    return False
+
+
+def _raise(e):
+    raise e
+
+
 def _trunc(n, s):
     return s[:n] if n >= 0 else s[n:]
 
@@ -601,6 +612,14 @@ FUNCS = {
     "upper": lambda s: _need_str("upper", s).upper(),
     "replace": lambda old, new, s: _need_str("replace", s).replace(old, new),
     "eq": _eq,
+    "lt": lambda a, b: _eq(a, a) and _kind(a) == _kind(b) and a < b
+    or _cmp_kinds("lt", a, b),
+    "gt": lambda a, b: _eq(a, a) and _kind(a) == _kind(b) and a > b
+    or _cmp_kinds("gt", a, b),
+    "int": lambda v: int(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+    else int(_need_str("int", v) or 0),
+    "until": lambda n: list(range(n)) if isinstance(n, int) and not isinstance(n, bool)
+    else _raise(TemplateError("until needs an int (wrap float64 values in int), got %r" % (n,))),
     "ne": lambda a, b: not _eq(a, b),
     "not": lambda v: not _truthy(v),
     "empty": lambda v: not _truthy(v),
@@ -1115,8 +1134,9 @@ def check_objects(label, objs, namespace):
             R.check(sel and all(labels.get(k) == v for k, v in sel.items()),
                     "%s: %s selector %s matches its template labels %s"
                     % (label, oname, sel, labels))
+        etcd = labels.get("app.kubernetes.io/name") == "etcd"   # bundled: N members
         if owner["kind"] == "StatefulSet":
-            R.check(owner["spec"].get("replicas") == 1,
+            R.check(owner["spec"].get("replicas") == 1 or etcd,
                     "%s: %s has one replica (embedded store)" % (label, oname))
             gov = find(objs, "Service", owner["spec"].get("serviceName"))
             R.check(gov and gov["spec"].get("clusterIP") == "None",
@@ -1153,7 +1173,11 @@ def check_objects(label, objs, namespace):
                 port = (pr.get("httpGet") or pr.get("tcpSocket") or {}).get("port")
                 R.check(port in ports or port in ports.values(),
                         "%s: %s %s port %r is a container port" % (label, oname, probe, port))
-                if pr.get("httpGet"):
+                if pr.get("httpGet") and etcd:
+                    R.check(pr["httpGet"]["path"] == "/health" and port == "client",
+                            "%s: %s %s asks etcd's client port for /health"
+                            % (label, oname, probe))
+                elif pr.get("httpGet"):
                     R.check(pr["httpGet"]["path"] == "/metrics" and port in ("metrics", 9090),
                             "%s: %s %s asks the metrics port for /metrics"
                             % (label, oname, probe))
@@ -1752,6 +1776,8 @@ def check_helm():
             R.check(False, "helm: %s" % e)
     # the flags come from one helper
     for f in glob.glob(os.path.join(CHART, "templates", "*.yaml")):
+        if os.path.basename(f) == "etcd.yaml":
+            continue    # etcd's own flags, checked against `etcd --help` below
         with open(f) as fh:
             text = fh.read()
         R.check(not re.search(r"--[a-z]+-[a-z-]+=", text),
@@ -2388,6 +2414,261 @@ def run_distributed(label, objs, roles, cluster):
         srv.cleanup()
 
 
+# ------------------------------------------------------------ bundled etcd
+def _flagmap(args):
+    out = {}
+    for a in args:
+        if a.startswith("--"):
+            k, _, v = a[2:].partition("=")
+            out[k] = v
+    return out
+
+
+def _url(u):
+    """(host, port) of http://host:port."""
+    m = re.match(r"^http://([^:/]+):(\d+)/?$", u or "")
+    return (m.group(1), int(m.group(2))) if m else (None, None)
+
+
+def check_etcd_bundled(label, objs, ns, full, v, roles):
+    """The bundled etcd renders consistently: member names are the pod names,
+    every peer URL is <pod>.<headless Service>.<ns>.svc at the peer port and
+    every replica is in --initial-cluster, the data dir is on the PVC, the
+    caches reach the clients' Service at the client port, the NetworkPolicy
+    admits the kelemetry pods and the peers. Returns (StatefulSet, container,
+    flags) or None."""
+    e = v["etcd"]
+    n = int(e["replicas"])
+    sts = find(objs, "StatefulSet", "%s-etcd" % full, ns)
+    R.check(sts, "%s: StatefulSet %s-etcd rendered" % (label, full))
+    if not sts:
+        return None
+    spec = sts["spec"]
+    R.check(spec.get("replicas") == n and spec.get("podManagementPolicy") == "Parallel",
+            "%s: etcd %s members started in parallel (%s)" % (label, spec.get("replicas"),
+                                                               spec.get("podManagementPolicy")))
+    pspec = spec["template"]["spec"]
+    c = [x for x in pspec["containers"] if x["name"] == "etcd"]
+    R.check(c and c[0]["image"] == "quay.io/coreos/etcd:v3.5.15" and
+            c[0].get("command") == ["/usr/local/bin/etcd"], "%s: etcd image" % label)
+    if not c:
+        return None
+    c = c[0]
+    f = _flagmap(c["args"])
+    cports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    R.check(cports == {"client": e["clientPort"], "peer": e["peerPort"]},
+            "%s: etcd container ports %s" % (label, cports))
+    env = {x["name"]: x.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           for x in c.get("env") or []}
+    R.check(f.get("name") == "$(POD_NAME)" and env.get("POD_NAME") == "metadata.name",
+            "%s: member name = pod name (%s, env %s)" % (label, f.get("name"), env))
+    peers = find(objs, "Service", spec.get("serviceName"), ns)
+    R.check(peers and peers["spec"].get("clusterIP") == "None" and
+            peers["spec"].get("publishNotReadyAddresses") is True,
+            "%s: governing Service %s is headless and publishes not-ready members"
+            % (label, spec.get("serviceName")))
+    if not peers:
+        return None
+    psvc = peers["metadata"]["name"]
+    sports = {p["name"]: (p["port"], p.get("targetPort")) for p in peers["spec"]["ports"]}
+    R.check(sports.get("peer") == (e["peerPort"], "peer") and
+            sports.get("client") == (e["clientPort"], "client"),
+            "%s: headless Service ports %s" % (label, sports))
+
+    def expect(pod, port):
+        return "http://%s.%s.%s.svc:%d" % (pod, psvc, ns, port)
+    pods = ["%s-etcd-%d" % (full, i) for i in range(n)]
+    ic = dict(x.split("=", 1) for x in f.get("initial-cluster", "").split(",") if "=" in x)
+    R.check(ic == {p: expect(p, cports["peer"]) for p in pods},
+            "%s: --initial-cluster lists every replica at its headless peer URL: %s"
+            % (label, f.get("initial-cluster")))
+    for p in pods:
+        R.check(f.get("initial-advertise-peer-urls", "").replace("$(POD_NAME)", p)
+                == ic.get(p) and f.get("advertise-client-urls", "").replace("$(POD_NAME)", p)
+                == expect(p, cports["client"]),
+                "%s: %s advertises the URLs its peers know it by" % (label, p))
+    R.check(_url(f.get("listen-peer-urls"))[1] == cports["peer"] and
+            _url(f.get("listen-client-urls"))[1] == cports["client"],
+            "%s: etcd listens on the container ports" % label)
+    R.check(f.get("initial-cluster-state") == "new" and f.get("initial-cluster-token"),
+            "%s: a new cluster with a token" % label)
+    # the data dir lives on the claim, so a restarted member keeps its WAL
+    claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []}
+    dd = f.get("data-dir", "")
+    on = [m for m in c.get("volumeMounts") or []
+          if dd == m["mountPath"] or dd.startswith(m["mountPath"].rstrip("/") + "/")]
+    R.check(on and on[0]["name"] in claims and
+            not any(vol["name"] == on[0]["name"] for vol in pspec.get("volumes") or []),
+            "%s: --data-dir %s is on a PVC (claims %s)" % (label, dd, sorted(claims)))
+    # every flag is one etcd knows (the local etcd; v3.5 kept these names)
+    hp = subprocess.run(["etcd", "--help"], capture_output=True, text=True, timeout=20) \
+        if shutil.which("etcd") else None
+    if hp:
+        known = set(re.findall(r"--([a-z0-9-]+)", hp.stdout + hp.stderr))
+        R.check(set(f) <= known, "%s: etcd knows every flag: unknown %s"
+                % (label, sorted(set(f) - known)))
+    # the caches reach the clients' Service, which selects the members' client port
+    for role, (_, _, eff) in roles.items():
+        for flag in ("span-cache", "diff-cache", "jaeger-trace-cache"):
+            if eff.get(flag) != "etcd":
+                continue
+            eps = eff.get(flag + "-etcd-endpoints", "").split(",")
+            host, port = _url(eps[0])
+            R.check(len(eps) == 1 and host, "%s: %s --%s-etcd-endpoints %s" % (
+                label, role, flag, eps))
+            if not host:
+                continue
+            wl, tc = service_target("%s %s" % (label, role), objs, "%s:%d" % (host, port))
+            svc = find(objs, "Service", host.split(".")[0], ns)
+            tp = [p.get("targetPort") for p in svc["spec"]["ports"] if p["port"] == port] \
+                if svc else []
+            R.check(wl is sts and tc is c and tp in (["client"], [cports["client"]]) and
+                    not svc["spec"].get("publishNotReadyAddresses"),
+                    "%s: %s --%s-etcd-endpoints=%s reaches Ready etcd members' client port"
+                    % (label, role, flag, eps[0]))
+    # only the kelemetry pods and the members themselves may connect
+    np = find(objs, "NetworkPolicy", "%s-etcd" % full, ns)
+    R.check(np and selects(np["spec"]["podSelector"].get("matchLabels"), pod_labels(sts)),
+            "%s: a NetworkPolicy guards the etcd pods" % label)
+    if np:
+        def allowed(lbls):
+            return {p["port"] for r in np["spec"]["ingress"]
+                    for fr in r["from"] if selects(fr["podSelector"]["matchLabels"], lbls)
+                    for p in r["ports"]}
+        R.check(all(e["clientPort"] in allowed(pod_labels(dep)) and
+                    e["peerPort"] not in allowed(pod_labels(dep))
+                    for dep, _, _ in roles.values()),
+                "%s: kelemetry pods may reach the client port only" % label)
+        R.check(allowed(pod_labels(sts)) >= {e["clientPort"], e["peerPort"]},
+                "%s: members reach each other's peer port" % label)
+    return sts, c, f
+
+
+def _etcd_get(url, path, body, timeout=3):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body is not None
+                                 else None, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def _etcd_healthy(url):
+    try:
+        return _etcd_get(url, "/health", None).get("health") == "true"
+    except (OSError, ValueError):
+        return False
+
+
+def run_etcd_members(label, full, ns, sts, c, f):
+    """Starts the rendered etcd members as real processes, with their DNS
+    names and ports rewritten to loopback and the PVC to a directory: all of
+    them form one cluster and serve /health, a value written through one is
+    read through another, and a member killed and started again with the
+    same flags (the restart that crash-looped upstream, #134) rejoins."""
+    if not shutil.which("etcd"):
+        print("SKIP: %s: no etcd binary, members not started" % label, flush=True)
+        return
+    n = sts["spec"]["replicas"]
+    psvc = sts["spec"]["serviceName"]
+    cports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    mount = [m for m in c["volumeMounts"] if f["data-dir"].startswith(m["mountPath"])][0]
+    root = os.path.join(TMP, "etcd")
+    pods = ["%s-etcd-%d" % (full, i) for i in range(n)]
+    loop = {p: {"client": free_port(), "peer": free_port()} for p in pods}
+
+    def argv(pod):
+        out = []
+        for a in c["args"]:
+            a = a.replace("$(POD_NAME)", pod)
+            for p in pods:
+                for kind in ("client", "peer"):
+                    a = a.replace("http://%s.%s.%s.svc:%d" % (p, psvc, ns, cports[kind]),
+                                  "http://127.0.0.1:%d" % loop[p][kind])
+            for kind in ("client", "peer"):
+                a = a.replace("http://0.0.0.0:%d" % cports[kind],
+                              "http://127.0.0.1:%d" % loop[pod][kind])
+            a = a.replace(mount["mountPath"], os.path.join(root, pod, "volume"))
+            out.append(a)
+        leftover = [a for a in out if ".svc" in a or "0.0.0.0" in a]
+        R.check(not leftover, "%s: every address rewritten to loopback: %s" % (label, leftover))
+        return ["etcd"] + out
+
+    procs = {}
+
+    def start(pod):
+        os.makedirs(os.path.join(root, pod, "volume"), exist_ok=True)
+        log = open(os.path.join(root, pod + ".log"), "ab")
+        procs[pod] = subprocess.Popen(argv(pod), stdout=log, stderr=log,
+                                      stdin=subprocess.DEVNULL)
+        log.close()
+
+    def url(pod):
+        return "http://127.0.0.1:%d" % loop[pod]["client"]
+
+    def wait_healthy(which, secs=30):
+        end = time.time() + secs
+        while time.time() < end:
+            if all(_etcd_healthy(url(p)) for p in which):
+                return True
+            if any(procs[p].poll() is not None for p in which):
+                return False
+            time.sleep(0.3)
+        return False
+
+    def logtail(pod):
+        try:
+            with open(os.path.join(root, pod + ".log"), errors="replace") as fh:
+                return fh.read()[-1500:]
+        except OSError:
+            return ""
+
+    try:
+        t0 = time.time()
+        for p in pods:             # podManagementPolicy: Parallel
+            start(p)
+        ok = wait_healthy(pods)
+        print("%s: %d etcd members healthy after %.1f s" % (label, n, time.time() - t0),
+              flush=True)
+        R.check(ok, "%s: %d rendered members form a cluster and serve /health: %s"
+                % (label, n, "" if ok else logtail(pods[0])))
+        if not ok:
+            return
+        members = _etcd_get(url(pods[0]), "/v3/cluster/member/list", {}).get("members", [])
+        R.check(sorted(m.get("name") for m in members) == pods,
+                "%s: members are named after the pods: %s" % (label, [m.get("name")
+                                                                        for m in members]))
+        b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+        _etcd_get(url(pods[0]), "/v3/kv/put", {"key": b64("/span/kt"), "value": b64("v1")})
+        # the member restarts on its volume with the very same flags
+        last = pods[-1]
+        procs[last].send_signal(signal.SIGKILL)
+        procs[last].wait(10)
+        start(last)
+        t0 = time.time()
+        ok = wait_healthy([last])
+        print("%s: %s healthy again %.1f s after its restart" % (label, last, time.time() - t0),
+              flush=True)
+        R.check(ok, "%s: %s restarted with the rendered flags and its data dir rejoins: %s"
+                % (label, last, "" if ok else logtail(last)))
+        if ok:
+            end = time.time() + 10
+            got = None
+            while time.time() < end and got != "v1":
+                kvs = _etcd_get(url(last), "/v3/kv/range", {"key": b64("/span/kt")}).get("kvs")
+                got = base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+                time.sleep(0.2)
+            R.check(got == "v1", "%s: the restarted member serves the cluster's data: %r"
+                    % (label, got))
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
 def check_helm_distributed():
     with open(os.path.join(CHART, "values.yaml")) as f:
         defaults = yaml_load(f.read())
@@ -2411,6 +2692,11 @@ def check_helm_distributed():
             "informers": {"diff": {"leaderElection": {"namespace": "kube-system"}}},
             "consumer": {"replicas": 5}, "frontend": {"replicas": 1},
         }, "tracing", "monitoring"),
+        ("helm distributed etcd", {
+            "topology": "distributed", "postgres": {"password": PG_PASSWORD},
+            "caches": {"span": "etcd", "diff": "etcd", "trace": "etcd"},
+            "etcd": {"bundled": True},
+        }, "obs", "tracing"),
     ]
     for label, over, release, ns in variants:
         try:
@@ -2433,7 +2719,9 @@ def check_helm_distributed():
             srv.cleanup()
         want = {
             "replicas": {r: v[r]["replicas"] for r in ROLES},
-            "caches": v["caches"], "etcd": v["etcd"]["endpoints"],
+            "caches": v["caches"],
+            "etcd": ["http://%s-etcd.%s.svc:%d" % (full, ns, v["etcd"]["clientPort"])]
+            if v["etcd"]["bundled"] else v["etcd"]["endpoints"],
             "redis": None if v["redis"]["bundled"] else v["redis"]["external"]["address"],
             "postgres_secret": None if v["postgres"]["bundled"] else (
                 v["postgres"]["external"]["dsnSecret"]["name"],
@@ -2452,7 +2740,11 @@ def check_helm_distributed():
                     "staging=/etc/kelemetry/clusters/staging/kubeconfig" and
                     "kube-config-paths" not in roles["frontend"][2],
                     "%s: OTLP attributes; kubeconfigs for the roles that call clusters" % label)
-        if len(roles) == 3:
+        if v["etcd"]["bundled"]:
+            r = check_etcd_bundled(label, objs, ns, full, v, roles)
+            if r:
+                run_etcd_members(label, full, ns, *r)
+        elif len(roles) == 3:
             run_distributed(label, objs, roles, v["clusters"][0]["name"])
     # combinations that cannot work are refused with what to set
     base = {"topology": "distributed", "postgres": {"password": "x"}}
@@ -2462,6 +2754,13 @@ def check_helm_distributed():
             (_merge(base, {"redis": {"bundled": False}}), "redis.external.address"),
             (_merge(base, {"caches": {"span": "local"}}), "caches.span must be redis or etcd"),
             (_merge(base, {"caches": {"trace": "etcd"}}), "needs etcd.endpoints"),
+            (_merge(base, {"etcd": {"bundled": True}}), "no cache uses etcd"),
+            (_merge(base, {"caches": {"span": "etcd"}, "etcd": {
+                "bundled": True, "endpoints": ["http://e:2379"]}}), "choose one"),
+            (_merge(base, {"caches": {"span": "etcd"}, "etcd": {
+                "bundled": True, "persistence": {"enabled": False}}}), "needs etcd.replicas=1"),
+            (_merge(base, {"caches": {"span": "etcd"}, "etcd": {
+                "bundled": True, "replicas": 0}}), "at least 1"),
             (_merge(base, {"metrics": {"enabled": False}}), "needs metrics.enabled"),
             (_merge(base, {"webhook": {"enabled": False}}), "needs webhook.enabled")):
         try:

@@ -123,8 +123,25 @@ default
 {{- if not (has $type (list "redis" "etcd")) -}}
 {{- fail (printf "caches.%s must be redis or etcd in topology=distributed (a local cache is not shared between pods), not %q" $name $type) -}}
 {{- end -}}
-{{- if and (eq $type "etcd") (not $v.etcd.endpoints) -}}
-{{- fail (printf "caches.%s=etcd needs etcd.endpoints (the chart bundles no etcd)" $name) -}}
+{{- if and (eq $type "etcd") (not $v.etcd.endpoints) (not $v.etcd.bundled) -}}
+{{- fail (printf "caches.%s=etcd needs etcd.endpoints (your etcd) or etcd.bundled=true" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.etcd.bundled -}}
+{{- if $v.etcd.endpoints -}}
+{{- fail "etcd.bundled=true and etcd.endpoints: choose one (endpoints are for an external etcd)" -}}
+{{- end -}}
+{{- if not (has "etcd" (list $v.caches.span $v.caches.diff $v.caches.trace)) -}}
+{{- fail "etcd.bundled=true but no cache uses etcd: set caches.span, caches.diff or caches.trace to etcd, or etcd.bundled=false" -}}
+{{- end -}}
+{{- if lt (int $v.etcd.replicas) 1 -}}
+{{- fail "etcd.replicas must be at least 1" -}}
+{{- end -}}
+{{- if and (not $v.etcd.persistence.enabled) (gt (int $v.etcd.replicas) 1) -}}
+{{- fail "etcd.persistence.enabled=false needs etcd.replicas=1: a member restarted without its data dir is refused by its peers and crash-loops" -}}
+{{- end -}}
+{{- if not (has $v.etcd.initialClusterState (list "new" "existing")) -}}
+{{- fail "etcd.initialClusterState must be new or existing" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -159,6 +176,20 @@ RBAC can differ. dict "ctx" $ "role" "informers" */}}
 {{- else -}}
 {{- .Values.redis.external.address -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The caches' etcd client URLs: the bundled clients' Service, or yours. */}}
+{{- define "kelemetry.etcdEndpoints" -}}
+{{- if .Values.etcd.bundled -}}
+{{- printf "http://%s-etcd.%s.svc:%v" (include "kelemetry.fullname" .) .Release.Namespace .Values.etcd.clientPort -}}
+{{- else -}}
+{{- join "," .Values.etcd.endpoints -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The bundled etcd's headless Service: the members' peer DNS names. */}}
+{{- define "kelemetry.etcdPeerService" -}}
+{{- printf "%s-etcd-peers" (include "kelemetry.fullname" .) -}}
 {{- end -}}
 
 {{- define "kelemetry.postgresHost" -}}
@@ -403,7 +434,7 @@ cache in the frontend; OTLP export where spans are made.
 {{- if eq $type "redis" }}
 - {{ printf "--%s-redis-address=%s" $flag $redis | quote }}
 {{- else }}
-- {{ printf "--%s-etcd-endpoints=%s" $flag (join "," $v.etcd.endpoints) | quote }}
+- {{ printf "--%s-etcd-endpoints=%s" $flag (include "kelemetry.etcdEndpoints" $c) | quote }}
 {{- end }}
 {{- end }}
 {{- if eq $role "consumer" }}
