@@ -164,6 +164,10 @@ int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
                     const char *source, const char *body, size_t len,
                     cJSON *items, int single, struct kt_submit_result *res)
 {
+  /* A server store in an outage would hold the answer until it is back:
+   * refuse now, the apiserver retries. */
+  if (kt_store_stalled(ib->st))
+    return -EBUSY;
   /* Secret values must never reach the disk, not even in the inbox. */
   char *clean = without_secrets(items, single);
   if (clean) {

@@ -22,7 +22,8 @@ int kt_inbox_new(struct kt_store *st, struct kt_consumer *c, int compress,
 void kt_inbox_free(struct kt_inbox *ib);
 /* Records body durably and queues its items (as kt_consumer_submit, never
  * waiting for room): 0 once the body is committed, or the submit's error
- * (-EAGAIN: queue full; nothing is kept then), or -EIO when the items were
+ * (-EAGAIN: queue full; -EBUSY: the store is in an outage;
+ * nothing is kept then), or -EIO when the items were
  * queued but the store could not commit the body (not durable). */
 int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
                     const char *source, const char *body, size_t len,

@@ -169,6 +169,12 @@ static int handle(struct kt_webhook *w, const char *cluster,
     resp->retry_after = 5;
     return 0;
   }
+  if (rc == -EBUSY) {
+    reject(resp, 503, "store_unavailable", "the store (PostgreSQL) is "
+           "unreachable; retry later");
+    resp->retry_after = 2;
+    return 0;
+  }
   if (rc && rc != -EAGAIN && rc != -ESHUTDOWN) {
     reject(resp, 503, "internal_error", "cannot accept now; retry later");
     resp->retry_after = 1;

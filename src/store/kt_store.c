@@ -41,6 +41,11 @@ int kt_store_flush(struct kt_store *st)
   return kt__wq_flush(st->wq);
 }
 
+int kt_store_stalled(struct kt_store *st)
+{
+  return st->ops->stalled ? st->ops->stalled(st) : 0;
+}
+
 int kt_store_failed(struct kt_store *st)
 {
   return kt__wq_failed(st->wq);

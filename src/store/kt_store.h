@@ -75,6 +75,9 @@ int kt_store_put(struct kt_store *st, struct kt_span *span);
  * kt_store_failed says so. */
 int kt_store_flush(struct kt_store *st);
 int kt_store_failed(struct kt_store *st);
+/* 1 while a server store (PostgreSQL) is unreachable and its writer keeps
+ * retrying: a flush would wait for the outage to end. */
+int kt_store_stalled(struct kt_store *st);
 
 /* Reads below return -EIO (or 0 / nothing for has_span and count < 0)
  * when the server cannot be reached. */

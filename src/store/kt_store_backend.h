@@ -33,6 +33,8 @@ struct kt_store_ops {
   int64_t (*count)(struct kt_store *st);
   int (*kv_get)(struct kt_store *st, const char *ns, const char *key,
                 char **val, size_t *len);
+  /* optional: 1 while writes fail and are retried (a server outage) */
+  int (*stalled)(struct kt_store *st);
   int (*kv_scan)(struct kt_store *st, const char *ns,
                  int (*fn)(const char *key, const char *val, size_t len,
                            int64_t expires_us, void *ud),

@@ -55,6 +55,7 @@ struct pg {
   int64_t part_us;
   PGconn *w; /* the writer's connection: writer thread (and open) only */
   int64_t down_since, down_logged;
+  _Atomic int stalled; /* writes failing: read by kt_store_stalled */
   /* known partitions, sorted by from; the writer and retain share them */
   pthread_mutex_t part_mu;
   struct part *parts;
@@ -873,6 +874,7 @@ static void note_down(struct pg *p)
   int64_t now = kt_mono_us();
   if (!p->down_since) {
     p->down_since = p->down_logged = now;
+    p->stalled = 1;
     kt_error("store: PostgreSQL unreachable; writes wait and are retried "
              "until it is back");
   } else if (now - p->down_logged >= DOWN_LOG_EVERY_US) {
@@ -888,6 +890,12 @@ static void note_up(struct pg *p)
     kt_info("store: PostgreSQL reachable again after %.1f s; writing",
             (double)(kt_mono_us() - p->down_since) / 1e6);
   p->down_since = 0;
+  p->stalled = 0;
+}
+
+static int pg_stalled(struct kt_store *b)
+{
+  return PG(b)->stalled;
 }
 
 /* The writer thread's commit: keeps the batch until it is written. A
@@ -1499,6 +1507,7 @@ static const struct kt_store_ops pg_ops = {
     .get_trace = pg_get_trace, .find = pg_find,
     .retain = pg_retain, .has_span = pg_has_span, .clusters = pg_clusters,
     .count = pg_count, .kv_get = pg_kv_get, .kv_scan = pg_kv_scan,
+    .stalled = pg_stalled,
 };
 
 static void register_metrics(struct pg *p)

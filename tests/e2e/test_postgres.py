@@ -176,6 +176,9 @@ with engines.Postgres() as pg:
         R.check(k.metric('store_errors_total{backend="postgres",op="write"}') +
                 k.metric('store_errors_total{backend="postgres",op="connect"}') > 0,
                 "the outage is counted")
+        R.check(k.metric('audit_rejected_total{reason="store_unavailable"}') > 0,
+                "the durable webhook refused during the outage (503 store_unavailable) "
+                "instead of holding the requests")
         hwm = int([l.split()[1] for l in open("/proc/%d/status" % k.proc.pid)
                    if l.startswith("VmHWM")][0])
         R.check(hwm < 400 * 1024, "peak RSS bounded: %d kB" % hwm)
