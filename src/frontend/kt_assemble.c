@@ -126,10 +126,11 @@ static int add_obj(struct kt_store *st, const struct kt_assemble_opts *o,
     return -ENOMEM;
   ob->key = *k;
   kt_tree_init(&ob->t);
-  if (fetch(st, o, k, start, end, &ob->t)) {
+  int rc = fetch(st, o, k, start, end, &ob->t);
+  if (rc) {
     kt_tree_free(&ob->t);
     free(ob);
-    return -ENOENT;
+    return rc == -EIO ? -EIO : -ENOENT;
   }
   struct kt_span *r = ob->t.s[ob->t.root];
   ob->root_id = r->span_id;
@@ -276,8 +277,9 @@ int kt_assemble(struct kt_store *st, const struct kt_assemble_opts *o,
                 const struct kt_mode *m, struct kt_tree *out)
 {
   struct graph g = {0};
-  if (add_obj(st, o, &g, key, start, end) < 0)
-    return -ENOENT;
+  int rc = add_obj(st, o, &g, key, start, end);
+  if (rc < 0)
+    return rc == -EIO ? -EIO : -ENOENT; /* -EIO: the store cannot answer */
   follow(st, o, &g, m, start, end);
   attach(&g, top_of(&g, 0), out);
   for (int i = 0; i < g.n; i++) {

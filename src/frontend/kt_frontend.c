@@ -282,12 +282,13 @@ static int build(struct kt_frontend *f, const struct entry *e,
   return rc;
 }
 
+/* NULL with *rc -EIO when the store cannot answer, else -ENOENT. */
 static cJSON *render(struct kt_frontend *f, const struct entry *e,
-                     const struct kt_mode *m, uint64_t key)
+                     const struct kt_mode *m, uint64_t key, int *rc)
 {
   struct kt_tree t;
   char id[33];
-  if (build(f, e, m, &t))
+  if ((*rc = build(f, e, m, &t)))
     return NULL;
   kt_mode_trace_id(m->id, key, id);
   cJSON *j = trace_json(&t, id);
@@ -460,7 +461,8 @@ static cJSON *run_search(struct kt_frontend *f, const struct search *s,
     if (kt_objkey_parse(fo->obj[i], &e.key))
       continue;
     uint64_t key = kt_random_u64();
-    cJSON *tr = render(f, &e, s->mode, key);
+    int rc;
+    cJSON *tr = render(f, &e, s->mode, key, &rc);
     if (!tr)
       continue;
     cache_put(f, key, &e);
@@ -528,7 +530,12 @@ static int get_one(struct kt_frontend *f, const char *id, cJSON **out,
     snprintf(err, errlen, "trace %s not found (expired or never issued)", id);
     return 404;
   }
-  *out = render(f, &e, m, key);
+  int rc;
+  *out = render(f, &e, m, key, &rc);
+  if (!*out && rc == -EIO) {
+    snprintf(err, errlen, "the store cannot be read now; retry later");
+    return 503;
+  }
   if (!*out) {
     snprintf(err, errlen, "trace %s not found: no spans left in its range", id);
     return 404;
@@ -546,6 +553,7 @@ static int h_traces_by_ids(struct kt_frontend *f, const struct kt_http_req *req,
 {
   cJSON *ids = cJSON_CreateArray(), *id, *data = cJSON_CreateArray();
   cJSON *errs = cJSON_CreateArray();
+  int unavailable = 0;
   kt_http_query_all(req, "traceID", collect_id, ids);
   cJSON_ArrayForEach(id, ids) {
     char err[256];
@@ -556,6 +564,7 @@ static int h_traces_by_ids(struct kt_frontend *f, const struct kt_http_req *req,
     } else {
       cJSON *e = cJSON_CreateObject();
       cJSON_AddNumberToObject(e, "code", st);
+      unavailable |= st == 503;
       cJSON_AddStringToObject(e, "msg", err);
       cJSON_AddStringToObject(e, "traceID", id->valuestring);
       cJSON_AddItemToArray(errs, e);
@@ -567,7 +576,7 @@ static int h_traces_by_ids(struct kt_frontend *f, const struct kt_http_req *req,
     cJSON_ReplaceItemInObject(env, "errors", errs);
   else
     cJSON_Delete(errs);
-  send_json(resp, cJSON_GetArraySize(data) ? 200 : 404, env);
+  send_json(resp, cJSON_GetArraySize(data) ? 200 : unavailable ? 503 : 404, env);
   return 0;
 }
 
@@ -736,8 +745,11 @@ static int h_extension_trace(void *ud, const struct kt_http_req *req,
     return jaeger_error(resp, 409, "several objects match: add namespace");
   struct entry e = {.start = s.start, .end = s.end};
   cJSON *tr = NULL;
+  int rc = -ENOENT;
   if (fo.n == 1 && kt_objkey_parse(fo.obj[0], &e.key) == 0)
-    tr = render(f, &e, s.mode, kt_random_u64());
+    tr = render(f, &e, s.mode, kt_random_u64(), &rc);
+  if (!tr && rc == -EIO)
+    return jaeger_error(resp, 503, "the store cannot be read now; retry later");
   if (!tr)
     return jaeger_error(resp, 404, "no trace for this object in the range");
   if (span_type && *span_type)
