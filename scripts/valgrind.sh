@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the unit tests, and the end-to-end tests that finish in reasonable
-# time, under valgrind memcheck: any invalid access or definite leak fails.
+# Runs the unit tests, the engine tests, and the end-to-end tests that
+# finish in reasonable time, under valgrind memcheck: any invalid access or definite leak fails.
 # (The load, kill -9 and multi-process tests are left to the ASan run: under
 # valgrind they are 30x slower.)
 set -euo pipefail
@@ -26,6 +26,14 @@ if grep -q "Defects:" Testing/Temporary/LastDynamicAnalysis_*.log 2>/dev/null; t
   grep -h -A3 "Defects:" Testing/Temporary/LastDynamicAnalysis_*.log
   exit 1
 fi
+# the engine tests (real Redis, etcd, PostgreSQL): valgrind around each
+# binary, inside the wrapper that starts the servers
+export KT_SRC="$PWD/.." KT_DATA="$PWD/../tests/data/real"
+for t in $(cd ../tests/engine && ls test_*.c | sed "s/\.c$//"); do
+  echo "engine.$t under valgrind"
+  python3 ../tests/lib/engines.py redis etcd postgres -- $vg "./$t" >"$t.vg.log" 2>&1 ||
+    { tail -n 40 "$t.vg.log"; exit 1; }
+done
 # end-to-end tests with the binary under valgrind (ktest fails on any report)
-KT_BIN_WRAP="$wrap" ctest -R 'e2e\.test_(replay|webhook|frontend|scan|kubeclient|security)$' \
+KT_BIN_WRAP="$wrap" ctest -R 'e2e\.test_(replay|webhook|frontend|scan|kubeclient|security|otlp)$' \
   --output-on-failure --timeout 900
