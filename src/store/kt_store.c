@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "core/kt_grow.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
 #include "core/kt_zstd.h"
@@ -501,4 +502,22 @@ void kt__wq_set_failed(struct kt__wq *q)
   pthread_mutex_lock(&q->mu);
   q->failed = 1;
   pthread_mutex_unlock(&q->mu);
+}
+
+int kt__refs_has(const struct kt__refs *r, const void *tid)
+{
+  for (size_t i = 0; i < r->n; i++)
+    if (memcmp(r->v[i].trace_id, tid, 16) == 0)
+      return 1;
+  return 0;
+}
+
+int kt__refs_add(struct kt__refs *r, const void *tid)
+{
+  if (KT_GROW(r->v, r->cap, r->n))
+    return -ENOMEM;
+  memset(&r->v[r->n], 0, sizeof r->v[0]);
+  memcpy(r->v[r->n].trace_id, tid, 16);
+  r->n++;
+  return 0;
 }

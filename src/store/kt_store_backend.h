@@ -49,6 +49,16 @@ struct kt_store {
   struct kt__wq *wq;
 };
 
+/* ---- search results: distinct trace ids, in the order found ---------- */
+
+struct kt__refs {
+  struct kt_trace_ref *v;
+  size_t n, cap;
+};
+int kt__refs_has(const struct kt__refs *r, const void *tid);
+/* Appends tid with the other fields zeroed. 0 or -ENOMEM. */
+int kt__refs_add(struct kt__refs *r, const void *tid);
+
 /* ---- span bodies ------------------------------------------------------ */
 
 /* Encodes s's tags and logs (format: docs/internals/store.md) into a

@@ -1076,28 +1076,6 @@ static int pg_get_trace(struct kt_store *b, const uint8_t trace_id[16],
 
 /* ---- search ----------------------------------------------------------- */
 
-struct refs {
-  struct kt_trace_ref *v;
-  size_t n, cap;
-};
-
-static int has_ref(const struct refs *r, const void *tid)
-{
-  for (size_t i = 0; i < r->n; i++)
-    if (memcmp(r->v[i].trace_id, tid, 16) == 0)
-      return 1;
-  return 0;
-}
-
-static int add_ref(struct refs *r, const void *tid)
-{
-  if (KT_GROW(r->v, r->cap, r->n))
-    return -ENOMEM;
-  memset(&r->v[r->n], 0, sizeof r->v[0]);
-  memcpy(r->v[r->n].trace_id, tid, 16);
-  r->n++;
-  return 0;
-}
 
 static int tags_match(const struct kt_span *s, const struct kt_store_query *q)
 {
@@ -1145,7 +1123,7 @@ static int build_search(const struct kt_store_query *q, struct sbuf *sql,
  * tag filters, rows are decoded and checked here. */
 static int collect(struct pg *p, PGconn **c, unsigned slot,
                    const struct kt_store_query *q, size_t limit,
-                   struct refs *refs)
+                   struct kt__refs *refs)
 {
   struct sbuf sql = {0};
   struct params ps;
@@ -1174,7 +1152,7 @@ static int collect(struct pg *p, PGconn **c, unsigned slot,
     int rows = rc ? 0 : PQntuples(r);
     for (int i = 0; i < rows && refs->n < limit && !rc; i++) {
       const char *tid = PQgetvalue(r, i, 0);
-      if (PQgetlength(r, i, 0) != 16 || has_ref(refs, tid))
+      if (PQgetlength(r, i, 0) != 16 || kt__refs_has(refs, tid))
         continue;
       if (q->ntags) {
         struct kt_span *sp = row_to_span(r, i);
@@ -1183,7 +1161,7 @@ static int collect(struct pg *p, PGconn **c, unsigned slot,
         if (!ok)
           continue;
       }
-      rc = add_ref(refs, tid);
+      rc = kt__refs_add(refs, tid);
     }
     PQclear(r);
     if (!rows)
@@ -1212,7 +1190,7 @@ static void copy_col(const PGresult *r, int i, int col, const char **out)
 }
 
 /* The root span of each trace, in one query. */
-static void fill_roots(struct pg *p, PGconn **c, unsigned slot, struct refs *refs)
+static void fill_roots(struct pg *p, PGconn **c, unsigned slot, struct kt__refs *refs)
 {
   char *ids = malloc(refs->n * 33 + 1);
   if (!ids)
@@ -1261,7 +1239,7 @@ static int pg_find(struct kt_store *b, const struct kt_store_query *q,
                    struct kt_trace_ref **out, size_t *n)
 {
   struct pg *p = PG(b);
-  struct refs r = {0};
+  struct kt__refs r = {0};
   unsigned slot;
   PGconn *c = acquire(p, &slot);
   if (!c)

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/kt_grow.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
@@ -325,33 +324,11 @@ static int tags_match(const struct kt_span *s, const struct kt_store_query *q)
   return 1;
 }
 
-struct refs {
-  struct kt_trace_ref *v;
-  size_t n, cap;
-};
-
-static int has_ref(const struct refs *r, const void *tid)
-{
-  for (size_t i = 0; i < r->n; i++)
-    if (memcmp(r->v[i].trace_id, tid, 16) == 0)
-      return 1;
-  return 0;
-}
-
-static int add_ref(struct refs *r, const void *tid)
-{
-  if (KT_GROW(r->v, r->cap, r->n))
-    return -ENOMEM;
-  memset(&r->v[r->n], 0, sizeof r->v[0]);
-  memcpy(r->v[r->n].trace_id, tid, 16);
-  r->n++;
-  return 0;
-}
 
 /* Newest matching spans first; distinct traces until the limit. With tag
  * filters, rows are decoded and checked here. */
 static int collect(struct sq *st, const struct kt_store_query *q,
-                   size_t limit, struct refs *r)
+                   size_t limit, struct kt__refs *r)
 {
   struct sql s = {.len = 0};
   s.len = (size_t)snprintf(s.text, sizeof s.text, "SELECT %s FROM spans",
@@ -367,7 +344,7 @@ static int collect(struct sq *st, const struct kt_store_query *q,
   int rc = 0;
   while (r->n < limit && sqlite3_step(stmt) == SQLITE_ROW) {
     const void *tid = sqlite3_column_blob(stmt, 0);
-    if (!tid || sqlite3_column_bytes(stmt, 0) != 16 || has_ref(r, tid))
+    if (!tid || sqlite3_column_bytes(stmt, 0) != 16 || kt__refs_has(r, tid))
       continue;
     if (q->ntags) {
       struct kt_span *sp = row_to_span(stmt);
@@ -376,14 +353,14 @@ static int collect(struct sq *st, const struct kt_store_query *q,
       if (!ok)
         continue;
     }
-    if ((rc = add_ref(r, tid)))
+    if ((rc = kt__refs_add(r, tid)))
       break;
   }
   sqlite3_finalize(stmt);
   return rc;
 }
 
-static void fill_roots(struct sq *st, struct refs *r)
+static void fill_roots(struct sq *st, struct kt__refs *r)
 {
   sqlite3_stmt *q;
   if (sqlite3_prepare_v2(st->rdb,
@@ -419,7 +396,7 @@ static int sq_find(struct kt_store *b, const struct kt_store_query *q,
                   struct kt_trace_ref **out, size_t *n)
 {
   struct sq *st = SQ(b);
-  struct refs r = {0};
+  struct kt__refs r = {0};
   size_t limit = q->limit ? q->limit : 20;
   pthread_mutex_lock(&st->rmu);
   int rc = collect(st, q, limit, &r);

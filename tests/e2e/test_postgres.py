@@ -17,7 +17,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
@@ -138,7 +140,8 @@ with engines.Postgres() as pg:
                         break
                     time.sleep(0.2)
 
-        threads = [threading.Thread(target=post, args=(bodies[i::2],)) for i in range(2)]
+        threads = [threading.Thread(target=post, args=(bodies[i::2],), daemon=True)
+                   for i in range(2)]
         for t in threads:
             t.start()
         while acked[0] < len(bodies) // 4:
@@ -158,11 +161,22 @@ with engines.Postgres() as pg:
                 % (st, str(d)[:200]))
         # Requests in flight when it went down wait for their commit; once
         # the writer has seen the outage, new ones are refused at once.
-        for _ in range(60):
-            if k.metric('store_errors_total{backend="postgres",op="connect"}') > 0:
+        # A request the writer has not yet failed on is held (answered once
+        # the server is back); poll with short timeouts until one is refused.
+        st, body = 0, b""
+        for _ in range(20):
+            req = urllib.request.Request(
+                "http://127.0.0.1:%d/audit/load" % k.http, data=bodies[0], method="POST",
+                headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=0.5) as r:
+                    st, body = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                st, body = e.code, e.read()
+            except OSError:
+                st = 0
+            if st == 503:
                 break
-            time.sleep(0.05)
-        st, _, body = k.post_audit(bodies[0], "load")
         R.check(st == 503 and b"unreachable" in body and
                 k.metric('audit_rejected_total{reason="store_unavailable"}') > 0,
                 "a request during the outage: 503 store_unavailable at once: %s %s"
