@@ -58,12 +58,21 @@ int kt_store_get_trace(struct kt_store *st, const uint8_t trace_id[16],
   return st->ops->get_trace(st, trace_id, out);
 }
 
+static int newest_root_first(const void *a, const void *b)
+{
+  const struct kt_trace_ref *x = a, *y = b;
+  return x->start_us < y->start_us ? 1 : x->start_us > y->start_us ? -1 : 0;
+}
+
 int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
                   struct kt_trace_ref **out, size_t *n)
 {
   *out = NULL;
   *n = 0;
-  return st->ops->find(st, q, out, n);
+  int rc = st->ops->find(st, q, out, n);
+  if (!rc && *n) /* the interface's order, whatever the backend */
+    qsort(*out, *n, sizeof **out, newest_root_first);
+  return rc;
 }
 
 int64_t kt_store_retain(struct kt_store *st, int64_t before_us)

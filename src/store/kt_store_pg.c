@@ -1229,12 +1229,6 @@ static void fill_roots(struct pg *p, PGconn **c, unsigned slot, struct kt__refs 
   PQclear(r);
 }
 
-static int cmp_ref_start(const void *a, const void *b)
-{
-  const struct kt_trace_ref *x = a, *y = b;
-  return x->start_us < y->start_us ? 1 : x->start_us > y->start_us ? -1 : 0;
-}
-
 static int pg_find(struct kt_store *b, const struct kt_store_query *q,
                    struct kt_trace_ref **out, size_t *n)
 {
@@ -1252,8 +1246,6 @@ static int pg_find(struct kt_store *b, const struct kt_store_query *q,
     free(r.v);
     return rc;
   }
-  if (r.n)
-    qsort(r.v, r.n, sizeof *r.v, cmp_ref_start);
   *out = r.v;
   *n = r.n;
   return 0;

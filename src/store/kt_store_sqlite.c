@@ -210,10 +210,9 @@ static void commit_with_retry(void *ud, struct kt__op *batch, size_t n,
   kt__wq_set_failed(&st->wq);
 }
 
-static void sq_close(struct kt_store *b)
+/* Frees what open made; the writer is stopped (or never started). */
+static void sq_free(struct sq *st)
 {
-  struct sq *st = SQ(b);
-  kt__wq_stop(&st->wq);
   sqlite3_finalize(st->ins_span);
   sqlite3_finalize(st->ins_kv);
   sqlite3_finalize(st->del_kv);
@@ -221,6 +220,13 @@ static void sq_close(struct kt_store *b)
   sqlite3_close(st->rdb);
   pthread_mutex_destroy(&st->rmu);
   free(st);
+}
+
+static void sq_close(struct kt_store *b)
+{
+  struct sq *st = SQ(b);
+  kt__wq_stop(&st->wq);
+  sq_free(st);
 }
 
 /* ---- reads ------------------------------------------------------------ */
@@ -386,12 +392,6 @@ static void fill_roots(struct sq *st, struct kt__refs *r)
   sqlite3_finalize(q);
 }
 
-static int cmp_ref_start(const void *a, const void *b)
-{
-  const struct kt_trace_ref *x = a, *y = b;
-  return x->start_us < y->start_us ? 1 : x->start_us > y->start_us ? -1 : 0;
-}
-
 static int sq_find(struct kt_store *b, const struct kt_store_query *q,
                   struct kt_trace_ref **out, size_t *n)
 {
@@ -407,8 +407,6 @@ static int sq_find(struct kt_store *b, const struct kt_store_query *q,
     free(r.v);
     return rc;
   }
-  if (r.n)
-    qsort(r.v, r.n, sizeof *r.v, cmp_ref_start);
   *out = r.v;
   *n = r.n;
   return 0;
@@ -572,13 +570,7 @@ int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
     rc = kt__wq_start(&st->wq, o, commit_with_retry, st, "kt-writer");
   }
   if (rc) {
-    sqlite3_finalize(st->ins_span);
-    sqlite3_finalize(st->ins_kv);
-    sqlite3_finalize(st->del_kv);
-    sqlite3_close(st->wdb);
-    sqlite3_close(st->rdb);
-    pthread_mutex_destroy(&st->rmu);
-    free(st);
+    sq_free(st);
     return rc == -EPROTO || rc == -EAGAIN ? rc : -EIO;
   }
   *out = &st->base;
