@@ -328,13 +328,11 @@ int kt_spancache_open(const struct kt_kv_choice *c, struct kt_store *persist,
 {
   struct kt_kv *kv;
   const char *prefix = "";
-  int rc = kt_kv_open_choice(c, &kv, &prefix);
+  int rc = kt_kv_open_choice(c, "span cache", &kv, &prefix);
   if (rc)
     return rc;
   if (!kv)
     return kt_spancache_memory_new(persist, max_entries, out);
-  kt_info("span cache: %s %s, keys under %s", kv->health.backend,
-          kv->health.where, prefix);
   return kt_spancache_kv_new(kv, prefix, out);
 }
 

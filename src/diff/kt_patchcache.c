@@ -59,7 +59,7 @@ int kt_patchcache_open(const struct kt_kv_choice *c, struct kt_store *store,
 {
   struct kt_kv *kv;
   const char *prefix = "";
-  int rc = kt_kv_open_choice(c, &kv, &prefix);
+  int rc = kt_kv_open_choice(c, "diff cache", &kv, &prefix);
   if (rc)
     return rc;
   *out = kt_patchcache_new(kv ? NULL : store, max_bytes, patch_ttl_us,
@@ -72,9 +72,6 @@ int kt_patchcache_open(const struct kt_kv_choice *c, struct kt_store *store,
     kt_kv_free(kv);
     return -ENOMEM;
   }
-  if (kv)
-    kt_info("diff cache: %s %s, keys under %s", kv->health.backend,
-            kv->health.where, prefix);
   (*out)->kv = kv;
   return 0;
 }

@@ -187,13 +187,11 @@ int kt_tracecache_open(const struct kt_kv_choice *c, struct kt_store *st,
 {
   struct kt_kv *kv;
   const char *prefix = "";
-  int rc = kt_kv_open_choice(c, &kv, &prefix);
+  int rc = kt_kv_open_choice(c, "trace cache", &kv, &prefix);
   if (rc)
     return rc;
   if (!kv)
     return kt_tracecache_embedded_new(st, 0, out);
-  kt_info("trace cache: %s %s, keys under %s", kv->health.backend,
-          kv->health.where, prefix);
   return kt_tracecache_kv_new(kv, prefix, out);
 }
 

@@ -137,8 +137,8 @@ int kt_kv_choice_check(const struct kt_kv_choice *c, const char *flag,
   return 0;
 }
 
-int kt_kv_open_choice(const struct kt_kv_choice *c, struct kt_kv **out,
-                      const char **prefix)
+int kt_kv_open_choice(const struct kt_kv_choice *c, const char *what,
+                      struct kt_kv **out, const char **prefix)
 {
   char err[256];
   *out = NULL;
@@ -149,12 +149,14 @@ int kt_kv_open_choice(const struct kt_kv_choice *c, struct kt_kv **out,
   if (is_local(c))
     return 0;
   struct kt_kv_opts o = {.dial_timeout_us = c->dial_timeout_us};
-  if (!strcmp(c->kind, "redis")) {
-    o.address = c->redis_address;
-    *prefix = c->redis_prefix ? c->redis_prefix : "";
-    return kt_kv_redis_new(&o, out);
-  }
-  o.address = c->etcd_endpoints;
-  *prefix = c->etcd_prefix ? c->etcd_prefix : "";
-  return kt_kv_etcd_new(&o, out);
+  int redis = !strcmp(c->kind, "redis");
+  o.address = redis ? c->redis_address : c->etcd_endpoints;
+  *prefix = (redis ? c->redis_prefix : c->etcd_prefix);
+  if (!*prefix)
+    *prefix = "";
+  int rc = redis ? kt_kv_redis_new(&o, out) : kt_kv_etcd_new(&o, out);
+  if (!rc)
+    kt_info("%s: %s %s, keys under %s", what, (*out)->health.backend,
+            (*out)->health.where, *prefix);
+  return rc;
 }

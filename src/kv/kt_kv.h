@@ -101,10 +101,11 @@ struct kt_kv_choice {
  * selector's name for the message. 0 or -EINVAL with err filled. */
 int kt_kv_choice_check(const struct kt_kv_choice *c, const char *flag,
                        char *err, size_t errlen);
-/* Opens the chosen backend: 0 and *out NULL for local, 0 and *out with
- * *prefix (borrowed from c) for redis/etcd, or -EINVAL (logged). */
-int kt_kv_open_choice(const struct kt_kv_choice *c, struct kt_kv **out,
-                      const char **prefix);
+/* Opens the chosen backend for the cache named what ("span cache"): 0 and
+ * *out NULL for local, 0 and *out with *prefix (borrowed from c) for
+ * redis/etcd (logged with where the keys go), or -EINVAL (logged). */
+int kt_kv_open_choice(const struct kt_kv_choice *c, const char *what,
+                      struct kt_kv **out, const char **prefix);
 
 /* For the backends only: a call failed because of the engine (why is a
  * short reason), or succeeded. */
