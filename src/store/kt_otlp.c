@@ -461,13 +461,11 @@ struct kt_otlp {
   pthread_t thread;
   pthread_mutex_t mu;
   pthread_cond_t cv;      /* the sender waits for work; put and close wake it */
-  pthread_cond_t done_cv; /* flushers wait for spans accounted for */
   struct item *head, *tail;
   size_t count, bytes;
-  int closing, flushers;
+  int closing;
   int64_t close_deadline;
   struct kt_otlp_stats st; /* put = exported + dropped + buffered + in flight */
-  uint64_t accounted;      /* exported + dropped */
   struct kt_metric *m_drop, *m_fail;
   struct resp resp; /* the sender thread's last answer */
   struct kt_series *s_spans, *s_batches, *s_retries, *s_depth, *s_bytes,
@@ -518,13 +516,11 @@ static void gauges(struct kt_otlp *e) /* under mu */
   kt_series_set(e->s_bytes, (double)e->bytes);
 }
 
-/* Spans leave the exporter's books: flushers may be done. Under mu. */
+/* Spans leave the exporter's books. Under mu. */
 static void account(struct kt_otlp *e, size_t exported, size_t dropped)
 {
   e->st.exported += exported;
   e->st.dropped += dropped;
-  e->accounted += exported + dropped;
-  pthread_cond_broadcast(&e->done_cv);
 }
 
 static void item_free(struct item *it)
@@ -771,7 +767,7 @@ static int batch_ready(struct kt_otlp *e, int64_t *wake)
 {
   if (!e->count)
     return 0;
-  if (e->closing || e->flushers || e->count >= e->o.batch_spans)
+  if (e->closing || e->count >= e->o.batch_spans)
     return 1;
   *wake = e->head->enq_us + e->o.batch_delay_us;
   return kt_mono_us() >= *wake;
@@ -948,7 +944,6 @@ static void destroy(struct kt_otlp *e)
   free(e->url);
   pthread_mutex_destroy(&e->mu);
   pthread_cond_destroy(&e->cv);
-  pthread_cond_destroy(&e->done_cv);
   free(e);
 }
 
@@ -959,7 +954,6 @@ static int init_sync(struct kt_otlp *e)
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_mutex_init(&e->mu, NULL);
   pthread_cond_init(&e->cv, &ca);
-  pthread_cond_init(&e->done_cv, &ca);
   pthread_condattr_destroy(&ca);
   return 0;
 }
@@ -1000,27 +994,6 @@ int kt_otlp_new(const struct kt_otlp_opts *o, struct kt_otlp **out)
           e->o.encoding == KT_OTLP_JSON ? "json" : "protobuf");
   *out = e;
   return 0;
-}
-
-int kt_otlp_flush(struct kt_otlp *e, int64_t timeout_us)
-{
-  int64_t deadline = kt_mono_us() + timeout_us;
-  int rc = 0;
-  pthread_mutex_lock(&e->mu);
-  uint64_t target = e->st.put;
-  e->flushers++;
-  pthread_cond_signal(&e->cv);
-  while (e->accounted < target) {
-    if (kt_mono_us() >= deadline) {
-      rc = -ETIMEDOUT;
-      break;
-    }
-    struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
-    pthread_cond_timedwait(&e->done_cv, &e->mu, &ts);
-  }
-  e->flushers--;
-  pthread_mutex_unlock(&e->mu);
-  return rc;
 }
 
 void kt_otlp_free(struct kt_otlp *e)

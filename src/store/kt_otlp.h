@@ -55,9 +55,6 @@ void kt_otlp_free(struct kt_otlp *e);
 /* Copies what it needs of s (the caller keeps s). 0, or -ENOBUFS when the
  * span was dropped (buffer full), -ESHUTDOWN after free began, -ENOMEM. */
 int kt_otlp_put(struct kt_otlp *e, const struct kt_span *s);
-/* Blocks until every span put before the call is exported or dropped, or
- * timeout_us passed: 0 or -ETIMEDOUT. For tests and `replay`. */
-int kt_otlp_flush(struct kt_otlp *e, int64_t timeout_us);
 
 struct kt_otlp_stats {
   uint64_t put, exported, dropped, batches, retries;
