@@ -36,6 +36,7 @@
 #include "diff/kt_diffcache.h"
 #include "http/kt_auth.h"
 #include "informer/kt_informers.h"
+#include "json/kt_jmem.h"
 #include "kelemetrix/kt_kelemetrix.h"
 #include "kv/kt_kv.h"
 #include "http/kt_http.h"
@@ -263,7 +264,7 @@ struct app {
   struct kt_auth webhook_auth, query_auth;
   struct kt_inbox *inbox;
   struct kt_informers *informers;
-  struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache;
+  struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache, *m_arena_bytes;
   struct kt_kelemetrix *kx; /* NULL unless --kelemetrix-enable */
   struct kt_mq_producer *mq_producer;  /* --mq=redis, producer enabled */
   struct kt_mq_consumer *mq_consumer;  /* --mq=redis, consumer enabled */
@@ -282,6 +283,10 @@ static int metrics_handle(void *ud, const struct kt_http_req *req,
   if (a->p.dc)
     kt_series_set(kt_metric_series(a->m_diffcache, NULL),
                   (double)kt_diffcache_bytes(a->p.dc));
+  struct kt_jmem_stats js;
+  kt_jmem_stats(&js);
+  kt_series_set(kt_metric_series(a->m_arena_bytes, NULL),
+                (double)(js.bytes_used + js.bytes_free));
   size_t len;
   char *text = kt_metrics_render(kt_metrics_default(), &len);
   if (!text) {
@@ -431,6 +436,8 @@ static int start_servers(struct app *a)
       "Audit events the queue holds before refusing (503)", NULL);
   a->m_diffcache = kt_metrics_gauge(r, "diff_cache_bytes",
       "Bytes of last known object bodies held in memory", NULL);
+  a->m_arena_bytes = kt_metrics_gauge(r, "json_arena_bytes",
+      "Bytes of parsed audit documents' arenas, in use or kept for reuse", NULL);
   char err[512];
   int rc = 0;
   if (kt_auth_load(&a->webhook_auth, opt.webhook_token_file, NULL, err, sizeof err) ||
@@ -780,6 +787,9 @@ int main(int argc, char **argv)
    * from mapping and unmapping (and zeroing) fresh pages for each one. */
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  /* Audit documents are parsed into arenas (docs/internals/jmem.md). */
+  if (kt_jmem_install())
+    kt_warn("cannot reserve the JSON arenas; parsing on the heap");
   struct app a = {0};
   struct kt_mq_opts mo;
   if (roles_check(replay, 0) || open_kelemetrix(&a) || (!replay && mq_check(&mo)))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/kt_time.h"
+#include "json/kt_jmem.h"
 
 static const char *err_names[] = {"ok", "bad_json", "not_event",
                                   "missing_field", "bad_timestamp", "clock_skew"};
@@ -59,7 +60,7 @@ enum kt_audit_err kt_audit_parse_doc(const char *buf, size_t len,
                                      cJSON **root, cJSON **items, int *single,
                                      char *err, size_t errlen)
 {
-  *root = cJSON_ParseWithLength(buf, len);
+  *root = kt_jmem_parse(buf, len);
   if (!*root) {
     const char *at = cJSON_GetErrorPtr();
     long off = at && at >= buf && at <= buf + len ? (long)(at - buf) : -1;
@@ -85,7 +86,7 @@ enum kt_audit_err kt_audit_parse_doc(const char *buf, size_t len,
     snprintf(err, errlen, "not an audit.k8s.io Event or EventList (kind %s)",
              kind ? kind : "missing");
   }
-  cJSON_Delete(*root);
+  kt_audit_doc_free(*root, 1);
   *root = NULL;
   return KT_AUDIT_NOT_EVENT;
 }
@@ -146,6 +147,8 @@ enum kt_audit_err kt_audit_event_init(struct kt_audit_event *ev, cJSON *item,
 {
   memset(ev, 0, sizeof *ev);
   ev->json = item;
+  ev->arena = kt_jmem_arena_of(item);
+  kt_jmem_ref(ev->arena);
   snprintf(ev->cluster, sizeof ev->cluster, "%s", cluster ? cluster : "");
   if (!cJSON_IsObject(item)) {
     snprintf(err, errlen, "item is not a JSON object");
@@ -177,21 +180,28 @@ enum kt_audit_err kt_audit_event_init(struct kt_audit_event *ev, cJSON *item,
     ev->response_object = NULL;
   read_object_ref(ev);
   enum kt_audit_err r = read_times(ev, err, errlen);
-  if (r != KT_AUDIT_OK) {
-    cJSON_Delete(item);
-    ev->json = NULL;
-  }
+  if (r != KT_AUDIT_OK)
+    kt_audit_event_free(ev);
   return r;
 missing:
-  cJSON_Delete(item);
-  ev->json = NULL;
+  kt_audit_event_free(ev);
   return KT_AUDIT_MISSING_FIELD;
+}
+
+void kt_audit_doc_free(cJSON *root, int tree)
+{
+  struct kt_jarena *a = kt_jmem_arena_of(root);
+  if (tree)
+    cJSON_Delete(root);
+  kt_jmem_unref(a);
 }
 
 void kt_audit_event_free(struct kt_audit_event *ev)
 {
-  cJSON_Delete(ev->json);
+  cJSON_Delete(ev->json); /* heap nodes added to an arena tree, if any */
+  kt_jmem_unref(ev->arena);
   ev->json = NULL;
+  ev->arena = NULL;
 }
 
 const char *kt_audit_name(const struct kt_audit_event *ev)

@@ -8,9 +8,13 @@
 
 #include <cjson/cJSON.h>
 
-/* A decoded event. Strings point into `json`, which the event owns. */
+struct kt_jarena;
+
+/* A decoded event. Strings point into `json`, which the event owns, with
+ * a reference to the arena json was parsed into (kt_jmem), if any. */
 struct kt_audit_event {
   cJSON *json;
+  struct kt_jarena *arena;
   const char *audit_id, *stage, *verb, *username, *impersonated, *user_agent;
   const char *resource, *namespace, *name, *api_group, *api_version;
   const char *rv, *subresource, *uid;
@@ -38,12 +42,18 @@ const char *kt_audit_err_name(enum kt_audit_err e);
 void kt_audit_set_max_future(int64_t us);
 
 /* Parses a webhook body or a replayed document. On success *root is the
- * parsed document (caller frees with cJSON_Delete) and *items the array of
- * events inside it (or root itself for a single Event, *single = 1).
+ * parsed document (caller releases it with kt_audit_doc_free) and *items
+ * the array of events inside it (or root itself for a single Event,
+ * *single = 1). The document may live in an arena (kt_jmem).
  * On failure returns the reason and writes a one-line message to err. */
 enum kt_audit_err kt_audit_parse_doc(const char *buf, size_t len,
                                      cJSON **root, cJSON **items, int *single,
                                      char *err, size_t errlen);
+
+/* Releases what kt_audit_parse_doc returned. tree = 0 when the tree went
+ * elsewhere (a single Event now owned by an event): the document's
+ * reference to its arena is still given up. */
+void kt_audit_doc_free(cJSON *root, int tree);
 
 /* Fills ev from one Event object and takes ownership of item (also on
  * failure, when it is freed). Required: verb, stage (or the old format's

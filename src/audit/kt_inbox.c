@@ -256,8 +256,7 @@ static void requeue(struct kt_inbox *ib, struct pending *p)
   *src = *body = 0;
   int rc = kt_consumer_submit_ticket(ib->c, cl, src + 1, items, single, 1,
                                      &e->t, 1, &res);
-  if (!single || rc)
-    cJSON_Delete(root);
+  kt_audit_doc_free(root, !single || rc);
   kt_ticket_release(&e->t);
 }
 

@@ -265,7 +265,7 @@ int kt_mq_produce(struct kt_mq_producer *p, const char *cluster,
     return 0;
   struct msg *msgs = calloc(total, sizeof *msgs);
   if (!msgs) {
-    if (single)
+    if (single) /* ours: the caller releases only the arena reference */
       cJSON_Delete(items);
     return -ENOMEM;
   }

@@ -98,8 +98,7 @@ static void submit_doc(struct kt_consumer *c, const char *cluster,
   struct kt_submit_result r;
   int n = single ? 1 : cJSON_GetArraySize(items);
   int rc = kt_consumer_submit(c, cluster, "replay", items, single, 1, &r);
-  if (!single || rc)
-    cJSON_Delete(root);
+  kt_audit_doc_free(root, !single || rc);
   st->events += (uint64_t)n;
   st->accepted += r.accepted;
   if (r.rejected) {

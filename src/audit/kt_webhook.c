@@ -88,8 +88,8 @@ static int produce(struct kt_webhook *w, const char *cluster,
 {
   struct kt_submit_result r;
   int rc = kt_mq_produce(w->mq, cluster, req->client_ip, items, single, &r);
-  if (!single) /* a single Event was consumed by the producer */
-    cJSON_Delete(root);
+  /* a single Event was consumed by the producer */
+  kt_audit_doc_free(root, !single);
   if (rc == -EAGAIN) {
     reject(resp, 503, "queue_full", "audit queue full, retry later");
     resp->retry_after = 1;
@@ -161,8 +161,7 @@ static int handle(struct kt_webhook *w, const char *cluster,
                                          items, single, 0, &r);
   /* A single Event is owned by the queue once in (-EIO: queued, but the
    * store could not make it durable). */
-  if (!single || (rc && rc != -EIO))
-    cJSON_Delete(root);
+  kt_audit_doc_free(root, !single || (rc && rc != -EIO));
   if (rc == -EIO) {
     reject(resp, 503, "store_error", "the store cannot write (disk full or "
            "read-only?); retry later");

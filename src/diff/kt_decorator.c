@@ -300,20 +300,20 @@ static const char *diff_update(struct kt_decorator *d,
     return "miss";
   }
   if (strcmp(oldrv, newrv) == 0) {
-    cJSON_Delete(old);
+    free(old); /* compact */
     kt_span_add_log(span, ev->stage_us, "realVerbose", "No-op update");
     return "same_rv";
   }
   struct kt_diff_list l;
   kt_diff_list_init(&l, 0);
   kt_diff_compare(old, body, &l);
-  cJSON_Delete(old);
-  if (l.n) {
+  if (l.n) { /* the entries point into old */
     char *text = kt_diff_render(&l);
     if (text)
       kt_span_add_log_owned(span, ev->stage_us, "audit/objectDiff", text);
   }
   kt_diff_list_free(&l);
+  free(old);
   return "hit";
 }
 
@@ -330,14 +330,17 @@ static const char *apply_scale(struct kt_decorator *d,
   if (!cJSON_IsNumber(nr) ||
       kt_diffcache_take(d->dc, objkey, &old, oldrv, sizeof oldrv))
     return "subresource";
-  cJSON *or = kt_json_path(old, "spec.replicas");
+  cJSON *copy = cJSON_Duplicate(old, 1); /* old is compact */
+  free(old);
+  cJSON *or = kt_json_path(copy, "spec.replicas");
   if (cJSON_IsNumber(or) && or->valuedouble != nr->valuedouble) {
     snprintf(line, sizeof line, "spec.replicas %.17g -> %.17g\n",
              or->valuedouble, nr->valuedouble);
     kt_span_add_log(span, ev->stage_us, "audit/objectDiff", line);
     cJSON_SetNumberValue(or, nr->valuedouble);
   }
-  kt_diffcache_put(d->dc, objkey, oldrv, old);
+  if (copy)
+    kt_diffcache_put(d->dc, objkey, oldrv, copy);
   return "scale";
 }
 

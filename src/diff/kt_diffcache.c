@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/kt_map.h"
+#include "json/kt_jmem.h"
 #include "store/kt_store.h"
 
 #define KV_NS "body"
@@ -16,8 +17,8 @@ struct body {
   struct body *prev, *next; /* LRU: head = most recent */
   char *key;                /* points into the map node */
   char rv[32];
-  size_t bytes;             /* estimated memory of the tree */
-  cJSON *tree;
+  size_t bytes;             /* memory of the entry */
+  cJSON *tree;              /* compact (kt_jmem_compact): free() it */
 };
 
 struct kt_diffcache {
@@ -27,19 +28,6 @@ struct kt_diffcache {
   size_t bytes, max_bytes;
   struct kt_store *persist;
 };
-
-/* Nodes and strings: what the tree costs in memory, near enough. */
-static size_t tree_bytes(const cJSON *t)
-{
-  size_t n = 0;
-  for (; t; t = t->next) {
-    n += sizeof *t + (t->string ? strlen(t->string) + 1 : 0) +
-         (t->valuestring ? strlen(t->valuestring) + 1 : 0);
-    if (t->child)
-      n += tree_bytes(t->child);
-  }
-  return n;
-}
 
 static void unlink_body(struct kt_diffcache *dc, struct body *b)
 {
@@ -88,7 +76,7 @@ static void drop(struct kt_diffcache *dc, struct body *b)
   unlink_body(dc, b);
   kt_map_del(&dc->map, b->key);
   dc->bytes -= b->bytes;
-  cJSON_Delete(b->tree);
+  free(b->tree);
   free(b);
 }
 
@@ -140,20 +128,23 @@ int kt_diffcache_put(struct kt_diffcache *dc, const char *key, const char *rv,
                      cJSON *tree)
 {
   struct body *b = calloc(1, sizeof *b);
-  if (!b) {
-    cJSON_Delete(tree);
+  size_t bytes = 0;
+  cJSON *compact = b ? kt_jmem_compact(tree, &bytes) : NULL;
+  cJSON_Delete(tree);
+  if (!compact) {
+    free(b);
     return -ENOMEM;
   }
   snprintf(b->rv, sizeof b->rv, "%s", rv ? rv : "");
-  b->tree = tree;
-  b->bytes = tree_bytes(tree) + sizeof *b + strlen(key);
+  b->tree = compact;
+  b->bytes = bytes + sizeof *b + strlen(key);
   pthread_mutex_lock(&dc->mu);
   struct body *old = kt_map_get(&dc->map, key);
   if (old)
     drop(dc, old);
   if (kt_map_put(&dc->map, key, b, NULL)) {
     pthread_mutex_unlock(&dc->mu);
-    cJSON_Delete(tree);
+    free(compact);
     free(b);
     return -ENOMEM;
   }
@@ -165,8 +156,9 @@ int kt_diffcache_put(struct kt_diffcache *dc, const char *key, const char *rv,
   return 0;
 }
 
+/* A heap tree, or with compact set a compact one. */
 static int load_persisted(struct kt_diffcache *dc, const char *key,
-                          cJSON **tree, char *rvbuf, size_t rvlen)
+                          cJSON **tree, char *rvbuf, size_t rvlen, int compact)
 {
   char *v;
   size_t len;
@@ -177,6 +169,11 @@ static int load_persisted(struct kt_diffcache *dc, const char *key,
     *nl = 0;
     snprintf(rvbuf, rvlen, "%s", v);
     *tree = cJSON_ParseWithLength(nl + 1, len - (size_t)(nl + 1 - v));
+    if (compact && *tree) {
+      cJSON *c = kt_jmem_compact(*tree, NULL);
+      cJSON_Delete(*tree);
+      *tree = c;
+    }
   }
   free(v);
   return nl && *tree ? 0 : -ENOENT;
@@ -196,7 +193,7 @@ int kt_diffcache_take(struct kt_diffcache *dc, const char *key, cJSON **tree,
     return 0;
   }
   pthread_mutex_unlock(&dc->mu);
-  return load_persisted(dc, key, tree, rvbuf, rvlen);
+  return load_persisted(dc, key, tree, rvbuf, rvlen, 1);
 }
 
 int kt_diffcache_get(struct kt_diffcache *dc, const char *key, cJSON **copy,
@@ -213,7 +210,7 @@ int kt_diffcache_get(struct kt_diffcache *dc, const char *key, cJSON **copy,
     return *copy ? 0 : -ENOMEM;
   }
   pthread_mutex_unlock(&dc->mu);
-  return load_persisted(dc, key, copy, rvbuf, rvlen);
+  return load_persisted(dc, key, copy, rvbuf, rvlen, 0);
 }
 
 size_t kt_diffcache_bytes(struct kt_diffcache *dc)

@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The type tests inline: cJSON_Is* are library calls, and the walk makes
+ * several per node. */
+#define TYPE(x) ((x)->type & 0xFF)
+
 struct seg {
   const char *key; /* NULL: an array index */
   int index;
@@ -35,11 +39,8 @@ void kt_diff_list_init(struct kt_diff_list *l, size_t limit)
 
 void kt_diff_list_free(struct kt_diff_list *l)
 {
-  for (size_t i = 0; i < l->n; i++) {
+  for (size_t i = 0; i < l->n; i++)
     free(l->v[i].path);
-    cJSON_Delete(l->v[i].old_v);
-    cJSON_Delete(l->v[i].new_v);
-  }
   free(l->v);
   memset(l, 0, sizeof *l);
 }
@@ -59,11 +60,17 @@ static int is_plain_key(const char *k)
 static size_t render_seg(char *b, const struct seg *s, int first)
 {
   if (!s->key) {
-    char tmp[16];
-    int n = snprintf(tmp, sizeof tmp, "[%d]", s->index);
+    char tmp[16], *d = tmp + sizeof tmp;
+    unsigned v = (unsigned)s->index;
+    *--d = ']';
+    do
+      *--d = (char)('0' + v % 10);
+    while (v /= 10);
+    *--d = '[';
+    size_t n = (size_t)(tmp + sizeof tmp - d);
     if (b)
-      memcpy(b, tmp, (size_t)n);
-    return (size_t)n;
+      memcpy(b, d, n);
+    return n;
   }
   size_t n = 0;
   if (is_plain_key(s->key)) {
@@ -119,13 +126,10 @@ static int emit(struct ctx *c, const cJSON *o, const cJSON *n)
     return -ENOMEM;
   struct kt_diff_entry *e = &l->v[l->n];
   e->path = render_path(c);
-  e->old_v = o && !cJSON_IsNull(o) ? cJSON_Duplicate(o, 1) : NULL;
-  e->new_v = n && !cJSON_IsNull(n) ? cJSON_Duplicate(n, 1) : NULL;
-  if (!e->path) {
-    cJSON_Delete(e->old_v);
-    cJSON_Delete(e->new_v);
+  e->old_v = o && TYPE(o) != cJSON_NULL ? o : NULL;
+  e->new_v = n && TYPE(n) != cJSON_NULL ? n : NULL;
+  if (!e->path)
     return -ENOMEM;
-  }
   l->n++;
   return 0;
 }
@@ -257,20 +261,30 @@ static int walk_arrays(struct ctx *c, const cJSON *o, const cJSON *n)
 
 static int walk(struct ctx *c, const cJSON *o, const cJSON *n)
 {
-  int onull = !o || cJSON_IsNull(o), nnull = !n || cJSON_IsNull(n);
+  int onull = !o || TYPE(o) == cJSON_NULL, nnull = !n || TYPE(n) == cJSON_NULL;
   if (onull || nnull)
     return onull && nnull ? 0 : emit(c, o, n);
-  if (cJSON_IsObject(o) && cJSON_IsObject(n))
+  int t = TYPE(o);
+  if (t != TYPE(n) && !((t | TYPE(n)) == (cJSON_True | cJSON_False)))
+    return emit(c, o, n);
+  switch (t) {
+  case cJSON_Object:
     return walk_objects(c, o, n);
-  if (cJSON_IsArray(o) && cJSON_IsArray(n))
+  case cJSON_Array:
     return walk_arrays(c, o, n);
-  if (cJSON_IsString(o) && cJSON_IsString(n))
-    return strcmp(o->valuestring, n->valuestring) ? emit(c, o, n) : 0;
-  if (cJSON_IsNumber(o) && cJSON_IsNumber(n))
+  case cJSON_String:
+    return o->valuestring && n->valuestring &&
+                   strcmp(o->valuestring, n->valuestring) == 0
+               ? 0
+               : emit(c, o, n);
+  case cJSON_Number:
     return o->valuedouble != n->valuedouble ? emit(c, o, n) : 0;
-  if (cJSON_IsBool(o) && cJSON_IsBool(n))
-    return cJSON_IsTrue(o) != cJSON_IsTrue(n) ? emit(c, o, n) : 0;
-  return emit(c, o, n);
+  case cJSON_True:
+  case cJSON_False:
+    return t != TYPE(n) ? emit(c, o, n) : 0;
+  default: /* raw: not produced by parsing */
+    return emit(c, o, n);
+  }
 }
 
 int kt_diff_compare(const cJSON *old_v, const cJSON *new_v,
@@ -282,46 +296,117 @@ int kt_diff_compare(const cJSON *old_v, const cJSON *new_v,
   return rc;
 }
 
+/* A growing output buffer; a failed growth sticks (b = NULL). */
+struct out {
+  char *b;
+  size_t len, cap;
+};
+
+static char *room(struct out *o, size_t n)
+{
+  if (o->b && o->len + n + 1 > o->cap) {
+    size_t cap = o->cap ? o->cap : 256;
+    while (o->len + n + 1 > cap)
+      cap *= 2;
+    char *nb = realloc(o->b, cap);
+    if (!nb)
+      free(o->b);
+    o->b = nb;
+    o->cap = cap;
+  }
+  return o->b ? o->b + o->len : NULL;
+}
+
+static void put(struct out *o, const char *s, size_t n)
+{
+  char *d = room(o, n);
+  if (d) {
+    memcpy(d, s, n);
+    o->len += n;
+  }
+}
+
+/* A JSON string as cJSON prints it: " \ and controls escaped, the rest
+ * (UTF-8 included) as is. */
+static void put_string(struct out *o, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t n = strlen(s);
+  char *d = room(o, n * 6 + 2);
+  if (!d)
+    return;
+  char *start = d;
+  *d++ = '"';
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *q = p; /* a plain run, copied at once */
+    while (*q >= 32 && *q != '"' && *q != '\\')
+      q++;
+    memcpy(d, p, (size_t)(q - p));
+    d += q - p;
+    p = q;
+    unsigned char ch = *p;
+    if (!ch)
+      break;
+    *d++ = '\\';
+    switch (ch) {
+    case '"': *d++ = '"'; break;
+    case '\\': *d++ = '\\'; break;
+    case '\b': *d++ = 'b'; break;
+    case '\f': *d++ = 'f'; break;
+    case '\n': *d++ = 'n'; break;
+    case '\r': *d++ = 'r'; break;
+    case '\t': *d++ = 't'; break;
+    default:
+      memcpy(d, "u00", 3);
+      d[3] = hex[ch >> 4];
+      d[4] = hex[ch & 15];
+      d += 5;
+    }
+  }
+  *d++ = '"';
+  o->len += (size_t)(d - start);
+}
+
+/* Strings, integers and literals written here; other values (objects,
+ * arrays, fractions) printed by cJSON, whose output this must equal. */
+static void put_value(struct out *o, const cJSON *v)
+{
+  char num[24];
+  if (!v) {
+    put(o, "null", 4);
+  } else if (cJSON_IsString(v) && v->valuestring) {
+    put_string(o, v->valuestring);
+  } else if (cJSON_IsBool(v)) {
+    cJSON_IsTrue(v) ? put(o, "true", 4) : put(o, "false", 5);
+  } else if (cJSON_IsNumber(v) && v->valuedouble == (double)v->valueint) {
+    put(o, num, (size_t)snprintf(num, sizeof num, "%d", v->valueint));
+  } else {
+    char *text = cJSON_PrintUnformatted(v);
+    if (text)
+      put(o, text, strlen(text));
+    else
+      free(o->b), o->b = NULL;
+    free(text);
+  }
+}
+
 char *kt_diff_render(const struct kt_diff_list *l)
 {
-  size_t len = 0, cap = 256;
-  char *b = malloc(cap);
-  for (size_t i = 0; b && i <= l->n; i++) {
-    char *o = NULL, *n = NULL, line[32];
-    const char *text = line;
-    if (i == l->n) {
-      if (!l->truncated)
-        break;
-      text = "... (diff truncated)\n";
-    } else {
-      const struct kt_diff_entry *e = &l->v[i];
-      o = e->old_v ? cJSON_PrintUnformatted(e->old_v) : NULL;
-      n = e->new_v ? cJSON_PrintUnformatted(e->new_v) : NULL;
-    }
-    size_t need = i < l->n ? strlen(l->v[i].path) + (o ? strlen(o) : 4) +
-                                 (n ? strlen(n) : 4) + 8
-                           : strlen(text);
-    if (len + need + 1 > cap) {
-      while (len + need + 1 > cap)
-        cap *= 2;
-      char *nb = realloc(b, cap);
-      if (!nb) {
-        free(b);
-        b = NULL;
-      }
-      b = nb;
-    }
-    if (b && i < l->n)
-      len += (size_t)snprintf(b + len, cap - len, "%s %s -> %s\n",
-                              l->v[i].path, o ? o : "null", n ? n : "null");
-    else if (b)
-      len += (size_t)snprintf(b + len, cap - len, "%s", text);
-    free(o);
-    free(n);
+  struct out o = {malloc(256), 0, 256};
+  for (size_t i = 0; i < l->n; i++) {
+    const struct kt_diff_entry *e = &l->v[i];
+    put(&o, e->path, strlen(e->path));
+    put(&o, " ", 1);
+    put_value(&o, e->old_v);
+    put(&o, " -> ", 4);
+    put_value(&o, e->new_v);
+    put(&o, "\n", 1);
   }
-  if (b)
-    b[len] = 0;
-  return b;
+  if (l->truncated)
+    put(&o, "... (diff truncated)\n", 21);
+  if (o.b)
+    o.b[o.len] = 0;
+  return o.b;
 }
 
 cJSON *kt_diff_to_json(const struct kt_diff_list *l)

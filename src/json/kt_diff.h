@@ -10,11 +10,12 @@
 
 #include <cjson/cJSON.h>
 
-/* old_v / new_v: deep copies owned by the list; NULL when absent or null. */
+/* old_v / new_v: borrowed from the two compared trees, which must outlive
+ * the list's use; NULL when absent or null. */
 struct kt_diff_entry {
   char *path;
-  cJSON *old_v;
-  cJSON *new_v;
+  const cJSON *old_v;
+  const cJSON *new_v;
 };
 
 struct kt_diff_list {
@@ -27,7 +28,8 @@ struct kt_diff_list {
 /* limit 0 = 10000. */
 void kt_diff_list_init(struct kt_diff_list *l, size_t limit);
 void kt_diff_list_free(struct kt_diff_list *l);
-/* Appends the differences of old_v -> new_v. 0 or -ENOMEM. */
+/* Appends the differences of old_v -> new_v; the entries point into both
+ * trees. 0 or -ENOMEM. */
 int kt_diff_compare(const cJSON *old_v, const cJSON *new_v,
                     struct kt_diff_list *out);
 /* Lines `<path> <old JSON> -> <new JSON>\n` (absent side `null`), plus

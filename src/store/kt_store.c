@@ -171,8 +171,11 @@ static void enc_str(struct enc *e, const char *s)
 
 /* Logs (diffs, snapshots) are most of a span's bytes and compress ~5x;
  * they are compressed here, in the caller's thread, so the single writer
- * has less to write. Tags stay plain (cheap to read, greppable). */
+ * has less to write. Tags stay plain (cheap to read, greppable). A fast
+ * level: on a 2.5 KB diff, level -5 costs 2 us where level 1 costs 10-15
+ * (table setup dominates small inputs) for nearly the same ratio. */
 #define COMPRESS_MIN 2048
+#define COMPRESS_LEVEL (-5)
 enum { LOGS_RAW = 0, LOGS_ZSTD = 1 };
 
 static void encode_logs(const struct kt_span *s, struct enc *e)
@@ -204,7 +207,7 @@ static int encode_body(const struct kt_span *s, struct enc *e)
   }
   ZSTD_CCtx *zc = logs.len >= COMPRESS_MIN ? kt_zstd_cctx() : NULL;
   size_t z = zc ? ZSTD_compressCCtx(zc, e->b + e->len + 11, bound, logs.b,
-                                    logs.len, 1)
+                                    logs.len, COMPRESS_LEVEL)
                 : 0;
   if (z && !ZSTD_isError(z) && z < logs.len) {
     e->b[e->len++] = LOGS_ZSTD;

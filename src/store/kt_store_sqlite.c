@@ -32,6 +32,9 @@ struct sq {
   sqlite3 *wdb, *rdb;
   pthread_mutex_t rmu; /* the read connection */
   sqlite3_stmt *ins_span, *ins_kv, *del_kv;
+  /* On rdb, under rmu, asked per event (a replay's duplicate check, the
+   * span cache's misses): prepared once. */
+  sqlite3_stmt *has_span, *kv_get;
   struct kt_metric *m_written, *m_errors;
   struct kt_series *s_batch;
 };
@@ -114,6 +117,12 @@ static int prepare(struct sq *st)
       "INSERT OR REPLACE INTO kv VALUES(?,?,?,?)", -1, &st->ins_kv, NULL);
   rc = rc ? rc : sqlite3_prepare_v2(st->wdb,
       "DELETE FROM kv WHERE ns = ? AND key = ?", -1, &st->del_kv, NULL);
+  rc = rc ? rc : sqlite3_prepare_v2(st->rdb,
+      "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ?", -1,
+      &st->has_span, NULL);
+  rc = rc ? rc : sqlite3_prepare_v2(st->rdb,
+      "SELECT value FROM kv WHERE ns = ? AND key = ?"
+      " AND (expires_us = 0 OR expires_us > ?)", -1, &st->kv_get, NULL);
   return rc == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -216,6 +225,8 @@ static void sq_free(struct sq *st)
   sqlite3_finalize(st->ins_span);
   sqlite3_finalize(st->ins_kv);
   sqlite3_finalize(st->del_kv);
+  sqlite3_finalize(st->has_span);
+  sqlite3_finalize(st->kv_get);
   sqlite3_close(st->wdb);
   sqlite3_close(st->rdb);
   pthread_mutex_destroy(&st->rmu);
@@ -444,16 +455,12 @@ static int sq_has_span(struct kt_store *b, const uint8_t trace_id[16],
                       uint64_t span_id)
 {
   struct sq *st = SQ(b);
-  sqlite3_stmt *q;
-  int found = 0;
+  sqlite3_stmt *q = st->has_span;
   pthread_mutex_lock(&st->rmu);
-  if (sqlite3_prepare_v2(st->rdb, "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ?",
-                         -1, &q, NULL) == SQLITE_OK) {
-    sqlite3_bind_blob(q, 1, trace_id, 16, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)span_id);
-    found = sqlite3_step(q) == SQLITE_ROW;
-  }
-  sqlite3_finalize(q);
+  sqlite3_bind_blob(q, 1, trace_id, 16, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, (sqlite3_int64)span_id);
+  int found = sqlite3_step(q) == SQLITE_ROW;
+  sqlite3_reset(q);
   pthread_mutex_unlock(&st->rmu);
   return found;
 }
@@ -487,30 +494,26 @@ static int sq_kv_get(struct kt_store *b, const char *ns, const char *key,
                     char **val, size_t *len)
 {
   struct sq *st = SQ(b);
-  sqlite3_stmt *q;
+  sqlite3_stmt *q = st->kv_get;
   int rc = -ENOENT;
   pthread_mutex_lock(&st->rmu);
-  if (sqlite3_prepare_v2(st->rdb,
-          "SELECT value FROM kv WHERE ns = ? AND key = ?"
-          " AND (expires_us = 0 OR expires_us > ?)", -1, &q, NULL) == SQLITE_OK) {
-    sqlite3_bind_text(q, 1, ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, kt_now_us());
-    if (sqlite3_step(q) == SQLITE_ROW) {
-      size_t n = (size_t)sqlite3_column_bytes(q, 0);
-      *val = malloc(n + 1);
-      if (*val) {
-        if (n)
-          memcpy(*val, sqlite3_column_blob(q, 0), n);
-        (*val)[n] = 0;
-        *len = n;
-        rc = 0;
-      } else {
-        rc = -ENOMEM;
-      }
+  sqlite3_bind_text(q, 1, ns, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 3, kt_now_us());
+  if (sqlite3_step(q) == SQLITE_ROW) {
+    size_t n = (size_t)sqlite3_column_bytes(q, 0);
+    *val = malloc(n + 1);
+    if (*val) {
+      if (n)
+        memcpy(*val, sqlite3_column_blob(q, 0), n);
+      (*val)[n] = 0;
+      *len = n;
+      rc = 0;
+    } else {
+      rc = -ENOMEM;
     }
   }
-  sqlite3_finalize(q);
+  sqlite3_reset(q);
   pthread_mutex_unlock(&st->rmu);
   return rc;
 }

@@ -8,12 +8,14 @@
 
 #include "audit/kt_audit.h"
 #include "diff/kt_decorator.h"
+#include "json/kt_jmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   cJSON *root, *items;
   int single;
   char err[256], key[1024];
+  kt_jmem_install(); /* the webhook's allocator: arenas */
   if (kt_audit_parse_doc((const char *)data, size, &root, &items, &single,
                          err, sizeof err) != KT_AUDIT_OK)
     return 0;
@@ -29,7 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       kt_decorator_sanitize(body, ev.api_group, ev.resource);
     kt_audit_event_free(&ev);
   }
-  if (!single)
-    cJSON_Delete(root);
+  kt_audit_doc_free(root, !single);
   return 0;
 }

@@ -41,9 +41,9 @@ static enum kt_audit_err decode(const char *text, struct kt_audit_event *ev)
   if (e != KT_AUDIT_OK)
     return e;
   cJSON *item = single ? root : cJSON_DetachItemFromArray(items, 0);
-  if (!single)
-    cJSON_Delete(root);
-  return kt_audit_event_init(ev, item, "c1", err, sizeof err);
+  e = kt_audit_event_init(ev, item, "c1", err, sizeof err);
+  kt_audit_doc_free(root, !single);
+  return e;
 }
 
 /* Falco's re-serialised create: sorted keys, no kind, legacy group. */

@@ -91,6 +91,20 @@ static void test_type_change_and_limit(void **state)
   cJSON_Delete(y);
 }
 
+/* Values are printed exactly as cJSON prints them: escapes, integers,
+ * fractions, nested values. */
+static void test_value_printing(void **state)
+{
+  expect("{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001\\u001f\u00e9\"}", "{\"s\":\"x\"}",
+         "s \"a\\\"b\\\\c\\n\\t\\u0001\\u001f\u00e9\" -> \"x\"\n");
+  expect("{\"n\":1.5,\"i\":-3,\"b\":false,\"o\":{\"k\":[1,\"2\"]}}",
+         "{\"n\":1e300,\"i\":2147483647,\"b\":true,\"o\":null}",
+         "b false -> true\n"
+         "i -3 -> 2147483647\n"
+         "n 1.5 -> 1e+300\n"
+         "o {\"k\":[1,\"2\"]} -> null\n");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -99,6 +113,7 @@ int main(void)
       cmocka_unit_test(test_keys_in_byte_order_other_layout),
       cmocka_unit_test(test_paths),
       cmocka_unit_test(test_type_change_and_limit),
+      cmocka_unit_test(test_value_printing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,282 @@
+/* kt_jmem: see the header.
+ *
+ * The range is reserved once (MAP_NORESERVE: pages are committed when
+ * first touched), so "is this pointer arena memory" is one comparison and
+ * the arena of a pointer is the header of its 64 KB-aligned chunk. When
+ * the range is used up, allocations fall back to the heap: slower, never
+ * wrong. Released chunks are poisoned for AddressSanitizer and valgrind,
+ * so a use after the last unref is reported as it would be for free(). */
+#include "json/kt_jmem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <valgrind/memcheck.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) VALGRIND_MAKE_MEM_NOACCESS(p, n)
+#define UNPOISON(p, n) VALGRIND_MAKE_MEM_UNDEFINED(p, n)
+#endif
+
+#define CHUNK_SHIFT 16
+#define CHUNK ((size_t)1 << CHUNK_SHIFT)
+#define BIG (CHUNK / 4)      /* larger allocations go to the heap */
+#define RANGE_CHUNKS 16384   /* 1 GiB of address space */
+#define WARM_CHUNKS 1024     /* free chunks kept resident (64 MB) */
+
+struct chunk {
+  struct kt_jarena *owner;
+  struct chunk *next;
+};
+
+struct kt_jarena {
+  atomic_uint refs;
+  struct chunk *chunks; /* newest first; the last one holds this struct */
+  char *cur, *end;
+};
+
+static char *g_base;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static size_t g_fresh;          /* chunks never used yet start here */
+static struct chunk *g_free;    /* recycled */
+static size_t g_nfree, g_arenas, g_used, g_fallbacks;
+static _Thread_local struct kt_jarena *t_arena;
+
+static int in_range(const void *p)
+{
+  return g_base && (uintptr_t)p - (uintptr_t)g_base < RANGE_CHUNKS * CHUNK;
+}
+
+static struct chunk *chunk_get(struct kt_jarena *owner)
+{
+  struct chunk *c = NULL;
+  pthread_mutex_lock(&g_mu);
+  if (g_free) {
+    c = g_free;
+    g_free = c->next;
+    g_nfree--;
+  } else if (g_fresh < RANGE_CHUNKS) {
+    c = (struct chunk *)(g_base + g_fresh++ * CHUNK);
+  } else {
+    g_fallbacks++;
+  }
+  if (c)
+    g_used++;
+  pthread_mutex_unlock(&g_mu);
+  if (c) {
+    UNPOISON(c + 1, CHUNK - sizeof *c);
+    c->owner = owner;
+    c->next = NULL;
+  }
+  return c;
+}
+
+/* Beyond the warm set, a chunk's pages go back to the kernel: a burst
+ * must not leave its peak resident for good. The header stays readable:
+ * it links the free list. */
+static void chunk_put(struct chunk *c)
+{
+  pthread_mutex_lock(&g_mu);
+  int cold = g_nfree >= WARM_CHUNKS;
+  pthread_mutex_unlock(&g_mu);
+  if (cold)
+    madvise(c, CHUNK, MADV_DONTNEED);
+  POISON(c + 1, CHUNK - sizeof *c);
+  pthread_mutex_lock(&g_mu);
+  c->next = g_free;
+  g_free = c;
+  g_nfree++;
+  g_used--;
+  pthread_mutex_unlock(&g_mu);
+}
+
+static void *ja_malloc(size_t n)
+{
+  struct kt_jarena *a = t_arena;
+  if (!a || n > BIG)
+    return malloc(n);
+  n = (n + 7) & ~(size_t)7;
+  if ((size_t)(a->end - a->cur) < n) {
+    struct chunk *c = chunk_get(a);
+    if (!c)
+      return malloc(n);
+    c->next = a->chunks;
+    a->chunks = c;
+    a->cur = (char *)(c + 1);
+    a->end = (char *)c + CHUNK;
+  }
+  void *p = a->cur;
+  a->cur += n;
+  return p;
+}
+
+static void ja_free(void *p)
+{
+  if (!in_range(p))
+    free(p);
+}
+
+int kt_jmem_install(void)
+{
+  if (g_base)
+    return 0;
+  void *m = mmap(NULL, RANGE_CHUNKS * CHUNK + CHUNK, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED)
+    return -ENOMEM;
+  /* One spare chunk of slack so the range can start chunk-aligned. */
+  uintptr_t b = ((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1);
+  g_base = (char *)b;
+  cJSON_Hooks h = {ja_malloc, ja_free};
+  cJSON_InitHooks(&h);
+  return 0;
+}
+
+static struct kt_jarena *arena_new(void)
+{
+  struct chunk *c = chunk_get(NULL);
+  if (!c)
+    return NULL;
+  struct kt_jarena *a = (struct kt_jarena *)(c + 1);
+  c->owner = a;
+  atomic_init(&a->refs, 1);
+  a->chunks = c;
+  a->cur = (char *)(a + 1);
+  a->end = (char *)c + CHUNK;
+  pthread_mutex_lock(&g_mu);
+  g_arenas++;
+  pthread_mutex_unlock(&g_mu);
+  return a;
+}
+
+cJSON *kt_jmem_parse(const char *buf, size_t len)
+{
+  struct kt_jarena *a = g_base ? arena_new() : NULL;
+  t_arena = a;
+  cJSON *root = cJSON_ParseWithLength(buf, len);
+  t_arena = NULL;
+  if (!root)
+    kt_jmem_unref(a);
+  return root;
+}
+
+struct kt_jarena *kt_jmem_arena_of(const void *p)
+{
+  if (!in_range(p))
+    return NULL;
+  return ((struct chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK - 1)))->owner;
+}
+
+void kt_jmem_ref(struct kt_jarena *a)
+{
+  if (a)
+    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+}
+
+void kt_jmem_unref(struct kt_jarena *a)
+{
+  if (!a || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  struct chunk *c = a->chunks;
+  while (c) { /* the struct lives in the last chunk: read next first */
+    struct chunk *next = c->next;
+    chunk_put(c);
+    c = next;
+  }
+  pthread_mutex_lock(&g_mu);
+  g_arenas--;
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- compact copies ------------------------------------------------- */
+
+static size_t align8(size_t n)
+{
+  return (n + 7) & ~(size_t)7;
+}
+
+static size_t tree_size(const cJSON *t)
+{
+  size_t n = 0;
+  for (; t; t = t->next) {
+    n += align8(sizeof *t) + align8(t->string ? strlen(t->string) + 1 : 0) +
+         align8(t->valuestring ? strlen(t->valuestring) + 1 : 0);
+    if (t->child)
+      n += tree_size(t->child);
+  }
+  return n;
+}
+
+static char *copy_str(char **p, const char *s)
+{
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = memcpy(*p, s, n);
+  *p += align8(n);
+  return d;
+}
+
+/* Copies the sibling list starting at t; returns its first node. */
+static cJSON *copy_list(const cJSON *t, char **p)
+{
+  cJSON *first = NULL, *prev = NULL;
+  for (; t; t = t->next) {
+    cJSON *n = (cJSON *)*p;
+    *p += align8(sizeof *n);
+    *n = *t;
+    n->type &= ~(cJSON_IsReference | cJSON_StringIsConst);
+    n->string = copy_str(p, t->string);
+    n->valuestring = copy_str(p, t->valuestring);
+    n->next = NULL;
+    n->prev = prev;
+    n->child = t->child ? copy_list(t->child, p) : NULL;
+    if (prev)
+      prev->next = n;
+    else
+      first = n;
+    prev = n;
+  }
+  if (first)
+    first->prev = prev; /* cJSON keeps the tail in the head's prev */
+  return first;
+}
+
+cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes)
+{
+  if (!t)
+    return NULL;
+  /* A root alone: its siblings and its key in a parent are not part of
+   * the tree. */
+  cJSON root = *t;
+  root.next = root.prev = NULL;
+  root.string = NULL;
+  size_t n = tree_size(&root);
+  char *block = malloc(n), *p = block;
+  if (!block)
+    return NULL;
+  cJSON *c = copy_list(&root, &p);
+  c->prev = NULL;
+  if (bytes)
+    *bytes = n;
+  return c;
+}
+
+void kt_jmem_stats(struct kt_jmem_stats *out)
+{
+  pthread_mutex_lock(&g_mu);
+  out->arenas = g_arenas;
+  out->bytes_used = g_used * CHUNK;
+  out->bytes_free = g_nfree * CHUNK;
+  out->fallbacks = g_fallbacks;
+  pthread_mutex_unlock(&g_mu);
+}

@@ -1,0 +1,58 @@
+/* kt_jmem: where parsed JSON lives.
+ *
+ * An audit webhook request is ~100 events of ~5 KB; cJSON allocates every
+ * node, key and string separately (~650 mallocs per event), and the
+ * consumer threads free them again: allocation was a third of the parse
+ * and a good share of the consumers' CPU. Here a document is parsed into
+ * an arena (64 KB chunks carved from one reserved address range, bump
+ * allocated, recycled whole), and the events cut from it hold references
+ * to it; the last one to go returns the chunks.
+ *
+ * The cJSON hooks installed by kt_jmem_install serve allocations from the
+ * calling thread's current arena while kt_jmem_parse runs, and from the
+ * heap otherwise, so every other cJSON use is unchanged: a node added to
+ * an arena tree later is a heap node, freed by cJSON_Delete as usual;
+ * cJSON_Delete of arena nodes does nothing (their arena goes as a whole).
+ *
+ * Long-lived trees must not stay in an arena (a 5 KB body would pin a
+ * request's chunks): kt_jmem_compact copies a tree into one block. */
+#ifndef KT_JMEM_H
+#define KT_JMEM_H
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+struct kt_jarena;
+
+/* Installs the cJSON hooks and reserves the arenas' address range. Call
+ * once, before any thread uses cJSON. Without it kt_jmem_parse is a plain
+ * cJSON_ParseWithLength and kt_jmem_arena_of always NULL. 0 or -ENOMEM. */
+int kt_jmem_install(void);
+
+/* Parses into a fresh arena, which the returned document holds one
+ * reference to (released with kt_jmem_unref(kt_jmem_arena_of(root)) after
+ * cJSON_Delete(root)). NULL on a parse error (cJSON_GetErrorPtr tells
+ * where). */
+cJSON *kt_jmem_parse(const char *buf, size_t len);
+
+/* The arena holding p, or NULL for heap memory. */
+struct kt_jarena *kt_jmem_arena_of(const void *p);
+/* Both accept NULL. The last unref returns the arena's chunks. */
+void kt_jmem_ref(struct kt_jarena *a);
+void kt_jmem_unref(struct kt_jarena *a);
+
+/* A deep copy of t in one heap block (the root is the block: release it
+ * with free(), never cJSON_Delete). Nodes are laid out in document order,
+ * which keeps a walk over a cold tree sequential in memory. *bytes gets
+ * the block's size. NULL on ENOMEM. */
+cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes);
+
+struct kt_jmem_stats {
+  size_t arenas;     /* live */
+  size_t bytes_used; /* chunks held by live arenas */
+  size_t bytes_free; /* chunks recycled, kept for reuse */
+  size_t fallbacks;  /* chunks refused: the range was used up */
+};
+void kt_jmem_stats(struct kt_jmem_stats *out);
+
+#endif
