@@ -60,11 +60,10 @@ enum kt_audit_err kt_audit_parse_doc(const char *buf, size_t len,
                                      cJSON **root, cJSON **items, int *single,
                                      char *err, size_t errlen)
 {
-  *root = kt_jmem_parse(buf, len);
+  size_t at;
+  *root = kt_jmem_parse(buf, len, &at);
   if (!*root) {
-    const char *at = cJSON_GetErrorPtr();
-    long off = at && at >= buf && at <= buf + len ? (long)(at - buf) : -1;
-    snprintf(err, errlen, "malformed JSON near byte %ld", off);
+    snprintf(err, errlen, "malformed JSON near byte %zu", at);
     return KT_AUDIT_BAD_JSON;
   }
   const char *kind = kt_json_str(*root, "kind");

@@ -12,6 +12,7 @@
 #include "core/kt_grow.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,7 +379,8 @@ static void put_value(struct out *o, const cJSON *v)
     put_string(o, v->valuestring);
   } else if (cJSON_IsBool(v)) {
     cJSON_IsTrue(v) ? put(o, "true", 4) : put(o, "false", 5);
-  } else if (cJSON_IsNumber(v) && v->valuedouble == (double)v->valueint) {
+  } else if (cJSON_IsNumber(v) && v->valuedouble == (double)v->valueint &&
+             (v->valueint || !signbit(v->valuedouble))) { /* -0 prints "-0" */
     put(o, num, (size_t)snprintf(num, sizeof num, "%d", v->valueint));
   } else {
     char *text = cJSON_PrintUnformatted(v);

@@ -7,6 +7,7 @@
  * wrong. Released chunks are poisoned for AddressSanitizer and valgrind,
  * so a use after the last unref is reported as it would be for free(). */
 #include "json/kt_jmem.h"
+#include "json/kt_jparse.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -49,7 +50,6 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static size_t g_fresh;          /* chunks never used yet start here */
 static struct chunk *g_free;    /* recycled */
 static size_t g_nfree, g_arenas, g_used, g_fallbacks;
-static _Thread_local struct kt_jarena *t_arena;
 
 static int in_range(const void *p)
 {
@@ -99,10 +99,12 @@ static void chunk_put(struct chunk *c)
   pthread_mutex_unlock(&g_mu);
 }
 
-static void *ja_malloc(size_t n)
+/* kt_jparse's allocator: bump allocation in the arena. Large strings go
+ * to the heap, where cJSON_Delete frees them like any heap node. */
+static void *arena_alloc(void *ud, size_t n)
 {
-  struct kt_jarena *a = t_arena;
-  if (!a || n > BIG)
+  struct kt_jarena *a = ud;
+  if (n > BIG)
     return malloc(n);
   n = (n + 7) & ~(size_t)7;
   if ((size_t)(a->end - a->cur) < n) {
@@ -117,6 +119,11 @@ static void *ja_malloc(size_t n)
   void *p = a->cur;
   a->cur += n;
   return p;
+}
+
+static void *heap_alloc(void *ud, size_t n)
+{
+  return cJSON_malloc(n);
 }
 
 static void ja_free(void *p)
@@ -136,7 +143,7 @@ int kt_jmem_install(void)
   /* One spare chunk of slack so the range can start chunk-aligned. */
   uintptr_t b = ((uintptr_t)m + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1);
   g_base = (char *)b;
-  cJSON_Hooks h = {ja_malloc, ja_free};
+  cJSON_Hooks h = {malloc, ja_free};
   cJSON_InitHooks(&h);
   return 0;
 }
@@ -158,12 +165,11 @@ static struct kt_jarena *arena_new(void)
   return a;
 }
 
-cJSON *kt_jmem_parse(const char *buf, size_t len)
+cJSON *kt_jmem_parse(const char *buf, size_t len, size_t *err_at)
 {
   struct kt_jarena *a = g_base ? arena_new() : NULL;
-  t_arena = a;
-  cJSON *root = cJSON_ParseWithLength(buf, len);
-  t_arena = NULL;
+  cJSON *root = a ? kt_jparse(buf, len, arena_alloc, a, err_at)
+                  : kt_jparse(buf, len, heap_alloc, NULL, err_at);
   if (!root)
     kt_jmem_unref(a);
   return root;

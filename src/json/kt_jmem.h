@@ -8,11 +8,12 @@
  * allocated, recycled whole), and the events cut from it hold references
  * to it; the last one to go returns the chunks.
  *
- * The cJSON hooks installed by kt_jmem_install serve allocations from the
- * calling thread's current arena while kt_jmem_parse runs, and from the
- * heap otherwise, so every other cJSON use is unchanged: a node added to
- * an arena tree later is a heap node, freed by cJSON_Delete as usual;
- * cJSON_Delete of arena nodes does nothing (their arena goes as a whole).
+ * Documents are parsed by kt_jparse straight into the arena. Every other
+ * cJSON use is unchanged: the free hook installed by kt_jmem_install
+ * ignores arena memory, so cJSON_Delete of an arena tree frees only the
+ * heap nodes added to it later (and strings too large for a chunk) —
+ * arena trees must still be cJSON_Deleted — and the arena goes as a whole
+ * with its last reference.
  *
  * Long-lived trees must not stay in an arena (a 5 KB body would pin a
  * request's chunks): kt_jmem_compact copies a tree into one block. */
@@ -24,16 +25,16 @@
 
 struct kt_jarena;
 
-/* Installs the cJSON hooks and reserves the arenas' address range. Call
- * once, before any thread uses cJSON. Without it kt_jmem_parse is a plain
- * cJSON_ParseWithLength and kt_jmem_arena_of always NULL. 0 or -ENOMEM. */
+/* Installs the cJSON free hook and reserves the arenas' address range.
+ * Call once, before any thread uses cJSON. Without it kt_jmem_parse builds
+ * heap trees and kt_jmem_arena_of is always NULL. 0 or -ENOMEM. */
 int kt_jmem_install(void);
 
-/* Parses into a fresh arena, which the returned document holds one
- * reference to (released with kt_jmem_unref(kt_jmem_arena_of(root)) after
- * cJSON_Delete(root)). NULL on a parse error (cJSON_GetErrorPtr tells
- * where). */
-cJSON *kt_jmem_parse(const char *buf, size_t len);
+/* Parses (kt_jparse) into a fresh arena, which the returned document
+ * holds one reference to (released with kt_jmem_unref(kt_jmem_arena_of(
+ * root)) after cJSON_Delete(root)); before kt_jmem_install, onto the heap.
+ * NULL on a parse error, with the offset of the offending byte in *err_at. */
+cJSON *kt_jmem_parse(const char *buf, size_t len, size_t *err_at);
 
 /* The arena holding p, or NULL for heap memory. */
 struct kt_jarena *kt_jmem_arena_of(const void *p);

@@ -3,6 +3,7 @@
  * twice), diffed both ways. Must never crash, leak or report a difference
  * between a document and itself, and the rendering (which prints common
  * values itself) must equal the lines built with cJSON's own printer. */
+#define _GNU_SOURCE /* asprintf */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>

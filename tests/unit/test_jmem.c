@@ -91,7 +91,8 @@ static void test_refused_item_releases(void **state)
  * is a well-formed tree (appending to it keeps cJSON's tail pointer). */
 static void test_compact_copy(void **state)
 {
-  cJSON *root = kt_jmem_parse(doc, strlen(doc));
+  size_t at;
+  cJSON *root = kt_jmem_parse(doc, strlen(doc), &at);
   assert_non_null(root);
   const cJSON *obj = cJSON_GetObjectItem(cJSON_GetArrayItem(
       cJSON_GetObjectItem(root, "items"), 0), "responseObject");
