@@ -98,6 +98,9 @@ struct kt__wq {
   pthread_cond_t has_ops, has_room, committed;
   struct kt__op *head, *tail;
   size_t nops, limit, batch_max;
+  int64_t batch_wait_us; /* how long a partial batch may wait for more */
+  int64_t first_us;      /* when the oldest queued op arrived (monotonic) */
+  unsigned flushing;     /* flush() callers waiting: commit at once */
   uint64_t seq_enqueued, seq_committed;
   int closing;
   int failed; /* writes were given up: nothing is durable any more */
