@@ -331,6 +331,7 @@ int kt__store_encode_body(const struct kt_span *s, unsigned char **body,
 static void free_op(struct kt__op *op)
 {
   kt_span_free(op->span);
+  free(op->row);
   free(op->body);
   free(op->ns);
   free(op->key);
@@ -414,7 +415,9 @@ static void *writer_main(void *arg)
 int kt__wq_start(struct kt__wq *q, const struct kt_store_opts *o,
                  kt__wq_commit_fn *commit, void *ud, const char *name)
 {
+  int rows_only = q->rows_only;
   memset(q, 0, sizeof *q);
+  q->rows_only = rows_only;
   q->limit = o && o->queue_limit ? o->queue_limit : 65536;
   q->batch_max = o && o->batch_max ? o->batch_max : 4096;
   q->batch_wait_us = !o || !o->batch_wait_us ? 20000
@@ -486,6 +489,40 @@ static int enqueue(struct kt__wq *q, struct kt__op *op)
   return 0;
 }
 
+static char *row_str(char **p, const char *s)
+{
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = memcpy(*p, s, n);
+  *p += n;
+  return d;
+}
+
+static struct kt__row *make_row(const struct kt_span *s)
+{
+  const char *key[5];
+  size_t n = strlen(s->service) + strlen(s->operation) + 2;
+  for (int i = 0; i < 5; i++) {
+    key[i] = kt_span_tag(s, kt__store_key_tags[i]);
+    n += key[i] ? strlen(key[i]) + 1 : 0;
+  }
+  struct kt__row *r = malloc(sizeof *r + n);
+  if (!r)
+    return NULL;
+  memcpy(r->trace_id, s->trace_id, 16);
+  r->span_id = s->span_id;
+  r->parent_id = s->parent_id;
+  r->start_us = s->start_us;
+  r->end_us = s->end_us;
+  char *p = r->text;
+  r->service = row_str(&p, s->service);
+  r->operation = row_str(&p, s->operation);
+  for (int i = 0; i < 5; i++)
+    r->key[i] = row_str(&p, key[i]);
+  return r;
+}
+
 int kt__wq_put(struct kt__wq *q, struct kt_span *span)
 {
   struct kt__op *op = calloc(1, sizeof *op);
@@ -500,6 +537,15 @@ int kt__wq_put(struct kt__wq *q, struct kt_span *span)
   if (kt__store_encode_body(span, &op->body, &op->body_len)) {
     free_op(op);
     return -ENOMEM;
+  }
+  if (q->rows_only) {
+    op->row = make_row(span);
+    kt_span_free(span);
+    op->span = NULL;
+    if (!op->row) {
+      free_op(op);
+      return -ENOMEM;
+    }
   }
   return enqueue(q, op);
 }
