@@ -2,8 +2,9 @@
  *
  * The shared writer queue (kt_store_backend.h) hands batches to
  * commit_with_retry, which owns the write connection and commits a batch
- * in one transaction (group commit): under load, batches grow by
- * themselves; when idle, a lone span is committed at once. SQLite allows
+ * in one transaction (group commit): a partial batch waits up to 20 ms
+ * for more unless a flush is waiting. A third connection, on its own
+ * thread, checkpoints the WAL. SQLite allows
  * one writer at a time anyway, so a single thread with reused prepared
  * statements is the fastest shape. Readers use their own connection; WAL
  * lets them run during writes.
@@ -89,8 +90,8 @@ static int open_conn(const char *path, sqlite3 **db)
     return -EIO;
   }
   sqlite3_busy_timeout(*db, 10000);
-  /* Checkpoint the WAL every 64 MB rather than 4 MB: fewer, larger
-   * checkpoints cost the writer less at ingest rates. */
+  /* wal_autocheckpoint matters only for the read connection's retention
+   * deletes: the writer's WAL hook replaces it (see start_checkpointer). */
   return exec(*db, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                    "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"
                    "PRAGMA wal_autocheckpoint=16384;");
