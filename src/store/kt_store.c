@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zstd.h>
 
 #include "core/kt_grow.h"
 #include "core/kt_log.h"
 #include "core/kt_metrics.h"
+#include "core/kt_time.h"
 #include "core/kt_zstd.h"
 
 const char *const kt__store_key_tags[5] = {"cluster", "group", "resource",
@@ -332,11 +334,36 @@ int kt__store_encode_body(const struct kt_span *s, unsigned char **body,
 static void free_op(struct kt__op *op)
 {
   kt_span_free(op->span);
+  free(op->row);
   free(op->body);
   free(op->ns);
   free(op->key);
   free(op->val);
   free(op);
+}
+
+/* Each commit rewrites every page it dirtied (WAL frames, checksummed),
+ * and spans land on random index pages: committing 30 spans costs nearly
+ * as much as committing 1,000. So a partial batch waits up to
+ * batch_wait_us after its first op arrived for more, unless someone
+ * flushes (the durable webhook's 200 waits on it) or the batch is full.
+ * Called with q->mu held and q->head set. */
+static void wait_for_batch(struct kt__wq *q)
+{
+  if (q->batch_wait_us <= 0)
+    return;
+  int64_t deadline = q->first_us + q->batch_wait_us;
+  while (q->head && q->nops < q->batch_max && !q->flushing && !q->closing) {
+    int64_t now = kt_mono_us();
+    if (now >= deadline)
+      break;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = ts.tv_nsec + (deadline - now) * 1000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(&q->has_ops, &q->mu, &ts);
+  }
 }
 
 static void *writer_main(void *arg)
@@ -350,6 +377,7 @@ static void *writer_main(void *arg)
       pthread_mutex_unlock(&q->mu);
       break;
     }
+    wait_for_batch(q);
     struct kt__op *batch = q->head, *last = batch;
     size_t n = 1, spans = batch->kind == KT__OP_SPAN;
     while (last->next && n < q->batch_max) {
@@ -360,6 +388,8 @@ static void *writer_main(void *arg)
     q->head = last->next;
     if (!q->head)
       q->tail = NULL;
+    else
+      q->first_us = kt_mono_us(); /* the rest waits anew, at most as long */
     last->next = NULL;
     q->nops -= n;
     uint64_t seq = last->seq;
@@ -388,15 +418,23 @@ static void *writer_main(void *arg)
 int kt__wq_start(struct kt__wq *q, const struct kt_store_opts *o,
                  kt__wq_commit_fn *commit, void *ud, const char *name)
 {
+  int rows_only = q->rows_only;
   memset(q, 0, sizeof *q);
+  q->rows_only = rows_only;
   q->limit = o && o->queue_limit ? o->queue_limit : 65536;
   q->batch_max = o && o->batch_max ? o->batch_max : 4096;
+  q->batch_wait_us = !o || !o->batch_wait_us ? 20000
+                     : o->batch_wait_us < 0 ? 0 : o->batch_wait_us;
   q->commit = commit;
   q->ud = ud;
   q->m_lost = kt_metrics_counter(kt_metrics_default(),
       "store_writes_lost_total", "Writes given up after retries", NULL);
   pthread_mutex_init(&q->mu, NULL);
-  pthread_cond_init(&q->has_ops, NULL);
+  pthread_condattr_t ca; /* the batch wait's deadline is monotonic */
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&q->has_ops, &ca);
+  pthread_condattr_destroy(&ca);
   pthread_cond_init(&q->has_room, NULL);
   pthread_cond_init(&q->committed, NULL);
   int rc = pthread_create(&q->writer, NULL, writer_main, q);
@@ -438,15 +476,54 @@ static int enqueue(struct kt__wq *q, struct kt__op *op)
     return -ESHUTDOWN;
   }
   op->seq = ++q->seq_enqueued;
-  if (q->tail)
+  if (q->tail) {
     q->tail->next = op;
-  else
+  } else {
     q->head = op;
+    q->first_us = kt_mono_us();
+  }
   q->tail = op;
   q->nops++;
-  pthread_cond_signal(&q->has_ops);
+  /* The writer waits for a first op, or for a full batch: no wake-up
+   * per op. */
+  if (q->nops == 1 || q->nops == q->batch_max)
+    pthread_cond_signal(&q->has_ops);
   pthread_mutex_unlock(&q->mu);
   return 0;
+}
+
+static char *row_str(char **p, const char *s)
+{
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = memcpy(*p, s, n);
+  *p += n;
+  return d;
+}
+
+static struct kt__row *make_row(const struct kt_span *s)
+{
+  const char *key[5];
+  size_t n = strlen(s->service) + strlen(s->operation) + 2;
+  for (int i = 0; i < 5; i++) {
+    key[i] = kt_span_tag(s, kt__store_key_tags[i]);
+    n += key[i] ? strlen(key[i]) + 1 : 0;
+  }
+  struct kt__row *r = malloc(sizeof *r + n);
+  if (!r)
+    return NULL;
+  memcpy(r->trace_id, s->trace_id, 16);
+  r->span_id = s->span_id;
+  r->parent_id = s->parent_id;
+  r->start_us = s->start_us;
+  r->end_us = s->end_us;
+  char *p = r->text;
+  r->service = row_str(&p, s->service);
+  r->operation = row_str(&p, s->operation);
+  for (int i = 0; i < 5; i++)
+    r->key[i] = row_str(&p, key[i]);
+  return r;
 }
 
 int kt__wq_put(struct kt__wq *q, struct kt_span *span)
@@ -463,6 +540,15 @@ int kt__wq_put(struct kt__wq *q, struct kt_span *span)
   if (kt__store_encode_body(span, &op->body, &op->body_len)) {
     free_op(op);
     return -ENOMEM;
+  }
+  if (q->rows_only) {
+    op->row = make_row(span);
+    kt_span_free(span);
+    op->span = NULL;
+    if (!op->row) {
+      free_op(op);
+      return -ENOMEM;
+    }
   }
   return enqueue(q, op);
 }
@@ -494,8 +580,11 @@ int kt__wq_flush(struct kt__wq *q)
 {
   pthread_mutex_lock(&q->mu);
   uint64_t target = q->seq_enqueued;
+  q->flushing++;
+  pthread_cond_signal(&q->has_ops); /* a batch being gathered goes now */
   while (q->seq_committed < target)
     pthread_cond_wait(&q->committed, &q->mu);
+  q->flushing--;
   int failed = q->failed;
   pthread_mutex_unlock(&q->mu);
   return failed ? -EIO : 0;

@@ -1,7 +1,16 @@
 /* The SQLite store: the backend-independent cases (store_cases.h), plus
  * what is SQLite's own: retention deletes whole traces whose root ended
- * before the cut-off, and a file that is not a database is refused. */
+ * before the cut-off, a file that is not a database is refused, a
+ * rewritten span moves in the searches (upsert in place), a database
+ * written by the first release (schema 1, 16 KB pages, rows put with
+ * INSERT OR REPLACE) opens and takes rewrites, and the writer's batch wait
+ * neither delays a flush nor keeps a lone span from being committed. */
 #include "store_cases.h"
+
+#include <sqlite3.h>
+#include <time.h>
+
+#include "store/kt_store_backend.h"
 
 static char dir[64], path[128];
 
@@ -44,6 +53,141 @@ static void test_not_a_database(void **state)
   assert_int_equal(kt_store_open_sqlite(bad, &o, &st), -EIO);
 }
 
+static size_t find_n(struct kt_store *st, const char *name)
+{
+  struct kt_store_query q = {.cluster = "c1", .resource = "pods", .name = name};
+  struct kt_trace_ref *refs;
+  size_t n;
+  assert_int_equal(kt_store_find(st, &q, &refs, &n), 0);
+  free(refs);
+  return n;
+}
+
+static void test_rewrite_moves_in_searches(void **state)
+{
+  struct kt_store *st = open_store();
+  int64_t before = kt_store_count(st);
+  kt_store_put(st, make(0xa0, 5, "first-name", 7000000, 10));
+  assert_int_equal(kt_store_flush(st), 0);
+  assert_int_equal(find_n(st, "first-name"), 1);
+  struct kt_span *s = make(0xa0, 5, "second-name", 7000100, 10);
+  free(s->operation);
+  s->operation = strdup("bob patch");
+  kt_store_put(st, s);
+  assert_int_equal(kt_store_flush(st), 0);
+  assert_int_equal(kt_store_count(st) - before, 1);
+  assert_int_equal(find_n(st, "first-name"), 0);
+  assert_int_equal(find_n(st, "second-name"), 1);
+  struct kt_span_vec v = {0};
+  uint8_t t[16];
+  memset(t, 0xa0, 16);
+  assert_int_equal(kt_store_get_trace(st, t, &v), 0);
+  assert_int_equal(v.n, 1);
+  assert_int_equal(v.v[0]->start_us, 7000100);
+  assert_string_equal(v.v[0]->operation, "bob patch");
+  assert_string_equal(kt_span_tag(v.v[0], "name"), "second-name");
+  kt_span_vec_free(&v);
+  kt_store_close(st);
+}
+
+/* The layout the first release wrote, byte for byte its statements. */
+static const char *v1_schema =
+    "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
+    "CREATE TABLE spans(trace_id BLOB NOT NULL, span_id INTEGER NOT NULL,"
+    " parent_id INTEGER NOT NULL, service TEXT NOT NULL,"
+    " operation TEXT NOT NULL, start_us INTEGER NOT NULL,"
+    " end_us INTEGER NOT NULL, cluster TEXT, grp TEXT, resource TEXT,"
+    " namespace TEXT, name TEXT, body BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX spans_id ON spans(trace_id, span_id);"
+    "CREATE INDEX spans_object ON spans (cluster, resource, name, namespace, start_us);"
+    "CREATE INDEX spans_resource ON spans (cluster, resource, start_us);"
+    "CREATE INDEX spans_roots ON spans(end_us) WHERE parent_id = 0;"
+    "CREATE TABLE kv(ns TEXT NOT NULL, key TEXT NOT NULL,"
+    " value BLOB NOT NULL, expires_us INTEGER NOT NULL,"
+    " PRIMARY KEY(ns, key)) WITHOUT ROWID;"
+    "PRAGMA user_version = 1;";
+
+static void test_v1_database_opens(void **state)
+{
+  char old[160];
+  snprintf(old, sizeof old, "%s/v1.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+  struct kt_span *s = make(0xb1, 1, "old-pod", 8000000, 3000);
+  unsigned char *body;
+  size_t len;
+  assert_int_equal(kt__store_encode_body(s, &body, &len), 0);
+  sqlite3_stmt *q;
+  assert_int_equal(sqlite3_prepare_v2(db,
+      "INSERT OR REPLACE INTO spans VALUES(?,1,0,'audit','alice update',"
+      "8000000,8001000,'c1',NULL,'pods','default','old-pod',?)", -1, &q, NULL),
+      SQLITE_OK);
+  sqlite3_bind_blob(q, 1, s->trace_id, 16, SQLITE_STATIC);
+  sqlite3_bind_blob(q, 2, body, (int)len, SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+  sqlite3_finalize(q);
+  assert_int_equal(sqlite3_exec(db, "INSERT INTO kv VALUES('spancache','k','v',0)",
+                                NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  free(body);
+
+  struct kt_store *st;
+  struct kt_store_opts o = {0};
+  assert_int_equal(kt_store_open_sqlite(old, &o, &st), 0);
+  struct kt_span_vec v = {0};
+  assert_int_equal(kt_store_get_trace(st, s->trace_id, &v), 0);
+  assert_int_equal(v.n, 1);
+  assert_string_equal(v.v[0]->logs[0].msg, s->logs[0].msg);
+  kt_span_vec_free(&v);
+  assert_int_equal(find_n(st, "old-pod"), 1);
+  char *val;
+  assert_int_equal(kt_store_kv_get(st, "spancache", "k", &val, &len), 0);
+  assert_string_equal(val, "v");
+  free(val);
+  /* the same span again, renamed: rewritten in place, not duplicated */
+  kt_store_put(st, make(0xb1, 1, "new-pod", 8000000, 10));
+  assert_int_equal(kt_store_flush(st), 0);
+  assert_int_equal(kt_store_count(st), 1);
+  assert_int_equal(find_n(st, "old-pod"), 0);
+  assert_int_equal(find_n(st, "new-pod"), 1);
+  kt_store_close(st);
+  kt_span_free(s);
+}
+
+static void test_batch_wait(void **state)
+{
+  char p2[160];
+  snprintf(p2, sizeof p2, "%s/wait.db", dir);
+  struct kt_store *st;
+  /* a flush commits at once even when batches may wait 10 s */
+  struct kt_store_opts o = {.batch_wait_us = 10000000};
+  assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
+  int64_t t0 = kt_mono_us();
+  kt_store_put(st, make(0xc1, 1, "w", 9000000, 10));
+  assert_int_equal(kt_store_flush(st), 0);
+  assert_true(kt_mono_us() - t0 < 5000000);
+  uint8_t t[16];
+  memset(t, 0xc1, 16);
+  assert_true(kt_store_has_span(st, t, 1));
+  kt_store_close(st);
+  /* without a flush, a lone span is committed once the wait is over */
+  o.batch_wait_us = 30000;
+  assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
+  kt_store_put(st, make(0xc2, 1, "w", 9000000, 10));
+  memset(t, 0xc2, 16);
+  int seen = 0;
+  for (int i = 0; i < 300 && !seen; i++) { /* at most 3 s */
+    seen = kt_store_has_span(st, t, 1);
+    if (!seen) {
+      struct timespec ts = {0, 10000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  assert_true(seen);
+  kt_store_close(st);
+}
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/kt-store-XXXXXX");
@@ -55,6 +199,9 @@ int main(void)
       STORE_CASES,
       cmocka_unit_test(test_retain_whole_traces),
       cmocka_unit_test(test_not_a_database),
+      cmocka_unit_test(test_rewrite_moves_in_searches),
+      cmocka_unit_test(test_v1_database_opens),
+      cmocka_unit_test(test_batch_wait),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[128];
