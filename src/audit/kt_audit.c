@@ -90,31 +90,91 @@ enum kt_audit_err kt_audit_parse_doc(const char *buf, size_t len,
   return KT_AUDIT_NOT_EVENT;
 }
 
-static void read_object_ref(struct kt_audit_event *ev)
+/* Looking members up by name scans every key with strcmp each time; an
+ * event's members are read in one pass instead (the webhook does this for
+ * every event it accepts). The first of duplicate keys wins, as with
+ * cJSON_GetObjectItem. */
+struct members {
+  const cJSON *audit_id, *verb, *stage, *user, *imp, *ua, *status, *resp,
+      *ref, *recv, *stage_ts, *ts;
+};
+
+static void first(const cJSON **slot, const cJSON *c)
 {
-  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ev->json, "objectRef");
-  if (!cJSON_IsObject(ref))
-    return;
-  ev->has_object_ref = 1;
-  ev->resource = kt_json_str(ref, "resource");
-  ev->namespace = kt_json_str(ref, "namespace");
-  ev->name = kt_json_str(ref, "name");
-  ev->api_group = kt_json_str(ref, "apiGroup");
-  ev->api_version = kt_json_str(ref, "apiVersion");
-  ev->rv = kt_json_str(ref, "resourceVersion");
-  ev->subresource = kt_json_str(ref, "subresource");
-  ev->uid = kt_json_str(ref, "uid");
-  if (!ev->resource)
-    ev->has_object_ref = 0;
+  if (!*slot)
+    *slot = c;
 }
 
-static enum kt_audit_err read_times(struct kt_audit_event *ev, char *err,
+static void scan_members(const cJSON *item, struct members *m)
+{
+  memset(m, 0, sizeof *m);
+  for (const cJSON *c = item->child; c; c = c->next) {
+    const char *k = c->string ? c->string : "";
+    switch (k[0]) {
+    case 'a': if (!strcmp(k, "auditID")) first(&m->audit_id, c); break;
+    case 'v': if (!strcmp(k, "verb")) first(&m->verb, c); break;
+    case 'i': if (!strcmp(k, "impersonatedUser")) first(&m->imp, c); break;
+    case 'o': if (!strcmp(k, "objectRef")) first(&m->ref, c); break;
+    case 't': if (!strcmp(k, "timestamp")) first(&m->ts, c); break;
+    case 's':
+      if (!strcmp(k, "stage"))
+        first(&m->stage, c);
+      else if (!strcmp(k, "stageTimestamp"))
+        first(&m->stage_ts, c);
+      break;
+    case 'u':
+      if (!strcmp(k, "user"))
+        first(&m->user, c);
+      else if (!strcmp(k, "userAgent"))
+        first(&m->ua, c);
+      break;
+    case 'r':
+      if (!strcmp(k, "responseStatus"))
+        first(&m->status, c);
+      else if (!strcmp(k, "responseObject"))
+        first(&m->resp, c);
+      else if (!strcmp(k, "requestReceivedTimestamp"))
+        first(&m->recv, c);
+      break;
+    }
+  }
+}
+
+static const char *str_of(const cJSON *v)
+{
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void read_object_ref(struct kt_audit_event *ev, const cJSON *ref)
+{
+  if (!cJSON_IsObject(ref))
+    return;
+  const char **slot;
+  for (const cJSON *c = ref->child; c; c = c->next) {
+    const char *k = c->string ? c->string : "";
+    slot = !strcmp(k, "resource")          ? &ev->resource
+           : !strcmp(k, "namespace")       ? &ev->namespace
+           : !strcmp(k, "name")            ? &ev->name
+           : !strcmp(k, "apiGroup")        ? &ev->api_group
+           : !strcmp(k, "apiVersion")      ? &ev->api_version
+           : !strcmp(k, "resourceVersion") ? &ev->rv
+           : !strcmp(k, "subresource")     ? &ev->subresource
+           : !strcmp(k, "uid")             ? &ev->uid
+                                           : NULL;
+    if (slot && !*slot && cJSON_IsString(c))
+      *slot = c->valuestring;
+  }
+  ev->has_object_ref = ev->resource != NULL;
+}
+
+static enum kt_audit_err read_times(struct kt_audit_event *ev,
+                                    const struct members *m, char *err,
                                     size_t errlen)
 {
-  const char *recv = kt_json_str(ev->json, "requestReceivedTimestamp");
-  const char *stage = kt_json_str(ev->json, "stageTimestamp");
+  const char *recv = str_of(m->recv);
+  const char *stage = str_of(m->stage_ts);
   if (!recv) /* pre-1.12 log lines */
-    recv = kt_json_str(ev->json, "timestamp");
+    recv = str_of(m->ts);
   if (!recv)
     recv = stage;
   if (!recv) {
@@ -153,32 +213,30 @@ enum kt_audit_err kt_audit_event_init(struct kt_audit_event *ev, cJSON *item,
     snprintf(err, errlen, "item is not a JSON object");
     goto missing;
   }
-  ev->audit_id = kt_json_str(item, "auditID");
-  ev->verb = kt_json_str(item, "verb");
-  ev->stage = kt_json_str(item, "stage");
-  if (!ev->stage && !cJSON_GetObjectItemCaseSensitive(item, "stage"))
+  struct members m;
+  scan_members(item, &m);
+  ev->audit_id = str_of(m.audit_id);
+  ev->verb = str_of(m.verb);
+  ev->stage = str_of(m.stage);
+  if (!m.stage)
     ev->stage = "ResponseComplete"; /* old format logged completed only */
   if (!ev->audit_id || !ev->verb || !*ev->verb) {
     snprintf(err, errlen, "event %s lacks %s", ev->audit_id ? ev->audit_id : "?",
              ev->audit_id ? "verb" : "auditID");
     goto missing;
   }
-  const cJSON *user = cJSON_GetObjectItemCaseSensitive(item, "user");
-  ev->username = kt_json_str(user, "username");
-  ev->impersonated = kt_json_str(
-      cJSON_GetObjectItemCaseSensitive(item, "impersonatedUser"), "username");
+  ev->username = kt_json_str(m.user, "username");
+  ev->impersonated = kt_json_str(m.imp, "username");
   if (!ev->username) {
     snprintf(err, errlen, "event %s lacks user.username", ev->audit_id);
     goto missing;
   }
-  ev->user_agent = kt_json_str(item, "userAgent");
-  const cJSON *code = kt_json_path(item, "responseStatus.code");
+  ev->user_agent = str_of(m.ua);
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(m.status, "code");
   ev->code = cJSON_IsNumber(code) ? code->valueint : 0;
-  ev->response_object = cJSON_GetObjectItemCaseSensitive(item, "responseObject");
-  if (!cJSON_IsObject(ev->response_object))
-    ev->response_object = NULL;
-  read_object_ref(ev);
-  enum kt_audit_err r = read_times(ev, err, errlen);
+  ev->response_object = cJSON_IsObject(m.resp) ? (cJSON *)m.resp : NULL;
+  read_object_ref(ev, m.ref);
+  enum kt_audit_err r = read_times(ev, &m, err, errlen);
   if (r != KT_AUDIT_OK)
     kt_audit_event_free(ev);
   return r;
