@@ -20,11 +20,11 @@ struct kt_inbox;
 int kt_inbox_new(struct kt_store *st, struct kt_consumer *c, int compress,
                  struct kt_inbox **out);
 void kt_inbox_free(struct kt_inbox *ib);
-/* Records body durably and queues its items (as kt_consumer_submit, never
- * waiting for room): 0 once the body is committed, or the submit's error
- * (-EAGAIN: queue full; -EBUSY: the store is in an outage;
- * nothing is kept then), or -EIO when the items were
- * queued but the store could not commit the body (not durable). */
+/* Records body durably, then queues its items (as kt_consumer_submit,
+ * never waiting for room): 0 once both are done; else nothing was queued
+ * (the items are still the caller's): -EIO when the store cannot commit
+ * the body, -EBUSY when it is in an outage, or the submit's error
+ * (-EAGAIN: queue full). */
 int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
                     const char *source, const char *body, size_t len,
                     cJSON *items, int single, struct kt_submit_result *res);

@@ -159,9 +159,8 @@ static int handle(struct kt_webhook *w, const char *cluster,
                                       req->body, req->len, items, single, &r)
                     : kt_consumer_submit(w->consumer, cluster, req->client_ip,
                                          items, single, 0, &r);
-  /* A single Event is owned by the queue once in (-EIO: queued, but the
-   * store could not make it durable). */
-  kt_audit_doc_free(root, !single || (rc && rc != -EIO));
+  /* A single Event is owned by the queue once in. */
+  kt_audit_doc_free(root, !single || rc);
   if (rc == -EIO) {
     reject(resp, 503, "store_error", "the store cannot write (disk full or "
            "read-only?); retry later");

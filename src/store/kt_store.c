@@ -105,6 +105,12 @@ int kt_store_kv_put(struct kt_store *st, const char *ns, const char *key,
   return kt__wq_kv(st->wq, KT__OP_KV_PUT, ns, key, val, len, expires_us);
 }
 
+int kt_store_kv_put_durable(struct kt_store *st, const char *ns,
+                            const char *key, const void *val, size_t len)
+{
+  return kt__wq_kv_sync(st->wq, ns, key, val, len);
+}
+
 int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key)
 {
   return kt__wq_kv(st->wq, KT__OP_KV_DEL, ns, key, NULL, 0, 0);
@@ -353,7 +359,8 @@ static void wait_for_batch(struct kt__wq *q)
   if (q->batch_wait_us <= 0)
     return;
   int64_t deadline = q->first_us + q->batch_wait_us;
-  while (q->head && q->nops < q->batch_max && !q->flushing && !q->closing) {
+  while (q->head && q->nops < q->batch_max && !q->flushing && !q->closing &&
+         !q->uhead) {
     int64_t now = kt_mono_us();
     if (now >= deadline)
       break;
@@ -366,33 +373,54 @@ static void wait_for_batch(struct kt__wq *q)
   }
 }
 
+/* Takes the urgent lane whole, or else up to batch_max ops of the main
+ * one (after waiting for the batch to fill). Urgent ops only move ahead
+ * of ops queued before them, never behind: an inbox entry's deletion,
+ * queued after its put, cannot commit first. Called with q->mu held and
+ * an op queued; *urgent tells which lane. */
+static struct kt__op *take_batch(struct kt__wq *q, size_t *n, size_t *spans,
+                                 int *urgent)
+{
+  if (!q->uhead)
+    wait_for_batch(q);
+  *urgent = q->uhead != NULL;
+  struct kt__op **head = *urgent ? &q->uhead : &q->head;
+  struct kt__op **tail = *urgent ? &q->utail : &q->tail;
+  struct kt__op *batch = *head, *last = batch;
+  *n = 1;
+  *spans = batch->kind == KT__OP_SPAN;
+  while (last->next && (*urgent || *n < q->batch_max)) {
+    last = last->next;
+    (*n)++;
+    *spans += last->kind == KT__OP_SPAN;
+  }
+  *head = last->next;
+  if (!*head)
+    *tail = NULL;
+  else if (!*urgent)
+    q->first_us = kt_mono_us(); /* the rest waits anew, at most as long */
+  last->next = NULL;
+  q->nops -= *n;
+  return batch;
+}
+
 static void *writer_main(void *arg)
 {
   struct kt__wq *q = arg;
   for (;;) {
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closing)
+    while (!q->head && !q->uhead && !q->closing)
       pthread_cond_wait(&q->has_ops, &q->mu);
-    if (!q->head) {
+    if (!q->head && !q->uhead) {
       pthread_mutex_unlock(&q->mu);
       break;
     }
-    wait_for_batch(q);
-    struct kt__op *batch = q->head, *last = batch;
-    size_t n = 1, spans = batch->kind == KT__OP_SPAN;
-    while (last->next && n < q->batch_max) {
-      last = last->next;
-      n++;
-      spans += last->kind == KT__OP_SPAN;
-    }
-    q->head = last->next;
-    if (!q->head)
-      q->tail = NULL;
-    else
-      q->first_us = kt_mono_us(); /* the rest waits anew, at most as long */
-    last->next = NULL;
-    q->nops -= n;
-    uint64_t seq = last->seq;
+    size_t n, spans;
+    int urgent;
+    struct kt__op *batch = take_batch(q, &n, &spans, &urgent);
+    uint64_t seq = batch->seq;
+    for (struct kt__op *op = batch; op; op = op->next)
+      seq = op->seq;
     pthread_cond_broadcast(&q->has_room);
     int failed = q->failed;
     pthread_mutex_unlock(&q->mu);
@@ -408,7 +436,10 @@ static void *writer_main(void *arg)
       free_op(op);
     }
     pthread_mutex_lock(&q->mu);
-    q->seq_committed = seq;
+    if (urgent)
+      q->useq_committed = seq;
+    else
+      q->seq_committed = seq;
     pthread_cond_broadcast(&q->committed);
     pthread_mutex_unlock(&q->mu);
   }
@@ -465,7 +496,21 @@ void kt__wq_stop(struct kt__wq *q)
   pthread_cond_destroy(&q->committed);
 }
 
-static int enqueue(struct kt__wq *q, struct kt__op *op)
+/* Into the urgent lane: the writer is woken at once. *seq: the op's
+ * number in that lane. */
+static void enqueue_urgent(struct kt__wq *q, struct kt__op *op, uint64_t *seq)
+{
+  *seq = op->seq = ++q->useq_enqueued;
+  if (q->utail)
+    q->utail->next = op;
+  else
+    q->uhead = op;
+  q->utail = op;
+  q->nops++;
+  pthread_cond_signal(&q->has_ops);
+}
+
+static int enqueue_in(struct kt__wq *q, struct kt__op *op, uint64_t *urgent_seq)
 {
   pthread_mutex_lock(&q->mu);
   while (q->nops >= q->limit && !q->closing)
@@ -474,6 +519,11 @@ static int enqueue(struct kt__wq *q, struct kt__op *op)
     pthread_mutex_unlock(&q->mu);
     free_op(op);
     return -ESHUTDOWN;
+  }
+  if (urgent_seq) {
+    enqueue_urgent(q, op, urgent_seq);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
   }
   op->seq = ++q->seq_enqueued;
   if (q->tail) {
@@ -490,6 +540,11 @@ static int enqueue(struct kt__wq *q, struct kt__op *op)
     pthread_cond_signal(&q->has_ops);
   pthread_mutex_unlock(&q->mu);
   return 0;
+}
+
+static int enqueue(struct kt__wq *q, struct kt__op *op)
+{
+  return enqueue_in(q, op, NULL);
 }
 
 static char *row_str(char **p, const char *s)
@@ -553,12 +608,13 @@ int kt__wq_put(struct kt__wq *q, struct kt_span *span)
   return enqueue(q, op);
 }
 
-int kt__wq_kv(struct kt__wq *q, enum kt__op_kind kind, const char *ns,
-              const char *key, const void *val, size_t len, int64_t exp)
+static struct kt__op *kv_op(enum kt__op_kind kind, const char *ns,
+                           const char *key, const void *val, size_t len,
+                           int64_t exp)
 {
   struct kt__op *op = calloc(1, sizeof *op);
   if (!op)
-    return -ENOMEM;
+    return NULL;
   op->kind = kind;
   op->ns = strdup(ns);
   op->key = strdup(key);
@@ -571,18 +627,41 @@ int kt__wq_kv(struct kt__wq *q, enum kt__op_kind kind, const char *ns,
   }
   if (!op->ns || !op->key || (val && !op->val)) {
     free_op(op);
-    return -ENOMEM;
+    return NULL;
   }
-  return enqueue(q, op);
+  return op;
+}
+
+int kt__wq_kv(struct kt__wq *q, enum kt__op_kind kind, const char *ns,
+              const char *key, const void *val, size_t len, int64_t exp)
+{
+  struct kt__op *op = kv_op(kind, ns, key, val, len, exp);
+  return op ? enqueue(q, op) : -ENOMEM;
+}
+
+int kt__wq_kv_sync(struct kt__wq *q, const char *ns, const char *key,
+                   const void *val, size_t len)
+{
+  struct kt__op *op = kv_op(KT__OP_KV_PUT, ns, key, val, len, 0);
+  uint64_t seq;
+  int rc = op ? enqueue_in(q, op, &seq) : -ENOMEM;
+  if (rc)
+    return rc;
+  pthread_mutex_lock(&q->mu);
+  while (q->useq_committed < seq)
+    pthread_cond_wait(&q->committed, &q->mu);
+  int failed = q->failed;
+  pthread_mutex_unlock(&q->mu);
+  return failed ? -EIO : 0;
 }
 
 int kt__wq_flush(struct kt__wq *q)
 {
   pthread_mutex_lock(&q->mu);
-  uint64_t target = q->seq_enqueued;
+  uint64_t target = q->seq_enqueued, utarget = q->useq_enqueued;
   q->flushing++;
   pthread_cond_signal(&q->has_ops); /* a batch being gathered goes now */
-  while (q->seq_committed < target)
+  while (q->seq_committed < target || q->useq_committed < utarget)
     pthread_cond_wait(&q->committed, &q->mu);
   q->flushing--;
   int failed = q->failed;

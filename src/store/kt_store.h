@@ -109,6 +109,13 @@ int64_t kt_store_count(struct kt_store *st);
  * means never. */
 int kt_store_kv_put(struct kt_store *st, const char *ns, const char *key,
                     const void *val, size_t len, int64_t expires_us);
+/* A put that returns once it is committed: it goes ahead of the spans
+ * being gathered into a batch, alone in its transaction (the durable
+ * inbox's entries; a flush would commit the pending batch with it, in
+ * small transactions that cost the writer 2-3x per span). Never behind
+ * writes queued after it. 0, or -EIO when the store cannot write. */
+int kt_store_kv_put_durable(struct kt_store *st, const char *ns,
+                            const char *key, const void *val, size_t len);
 int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key);
 /* *val is malloc'd (caller frees) and NUL-terminated. 0 or -ENOENT. */
 int kt_store_kv_get(struct kt_store *st, const char *ns, const char *key,

@@ -112,6 +112,10 @@ struct kt__wq {
   pthread_mutex_t mu;
   pthread_cond_t has_ops, has_room, committed;
   struct kt__op *head, *tail;
+  /* The urgent lane: writes someone waits for (the durable inbox's
+   * entries), committed ahead of the batch being gathered, alone. */
+  struct kt__op *uhead, *utail;
+  uint64_t useq_enqueued, useq_committed;
   size_t nops, limit, batch_max;
   int64_t batch_wait_us; /* how long a partial batch may wait for more */
   int64_t first_us;      /* when the oldest queued op arrived (monotonic) */
@@ -136,6 +140,9 @@ int kt__wq_put(struct kt__wq *q, struct kt_span *span);
 int kt__wq_kv(struct kt__wq *q, enum kt__op_kind kind, const char *ns,
               const char *key, const void *val, size_t len, int64_t exp);
 int kt__wq_flush(struct kt__wq *q);
+/* A kv put through the urgent lane; returns once it is committed. */
+int kt__wq_kv_sync(struct kt__wq *q, const char *ns, const char *key,
+                   const void *val, size_t len);
 int kt__wq_failed(struct kt__wq *q);
 void kt__wq_set_failed(struct kt__wq *q);
 

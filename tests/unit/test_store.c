@@ -188,6 +188,37 @@ static void test_batch_wait(void **state)
   kt_store_close(st);
 }
 
+/* The durable inbox's put commits at once, ahead of a batch still
+ * gathering, and a deletion queued after it never commits before it. */
+static void test_durable_put_goes_first(void **state)
+{
+  char p2[160];
+  snprintf(p2, sizeof p2, "%s/urgent.db", dir);
+  struct kt_store *st;
+  struct kt_store_opts o = {.batch_wait_us = 10000000};
+  assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
+  kt_store_put(st, make(0xd1, 1, "u", 9000000, 10)); /* gathering: 10 s */
+  int64_t t0 = kt_mono_us();
+  assert_int_equal(kt_store_kv_put_durable(st, "inbox", "k1", "body", 4), 0);
+  assert_true(kt_mono_us() - t0 < 5000000);
+  char *v;
+  size_t len;
+  assert_int_equal(kt_store_kv_get(st, "inbox", "k1", &v, &len), 0);
+  assert_memory_equal(v, "body", 4);
+  free(v);
+  uint8_t t[16];
+  memset(t, 0xd1, 16);
+  assert_false(kt_store_has_span(st, t, 1)); /* still in its batch */
+  kt_store_kv_del(st, "inbox", "k1");
+  assert_int_equal(kt_store_kv_put_durable(st, "inbox", "k2", "b2", 2), 0);
+  assert_int_equal(kt_store_flush(st), 0);
+  assert_true(kt_store_has_span(st, t, 1));
+  assert_int_equal(kt_store_kv_get(st, "inbox", "k1", &v, &len), -ENOENT);
+  assert_int_equal(kt_store_kv_get(st, "inbox", "k2", &v, &len), 0);
+  free(v);
+  kt_store_close(st);
+}
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/kt-store-XXXXXX");
@@ -202,6 +233,7 @@ int main(void)
       cmocka_unit_test(test_rewrite_moves_in_searches),
       cmocka_unit_test(test_v1_database_opens),
       cmocka_unit_test(test_batch_wait),
+      cmocka_unit_test(test_durable_put_goes_first),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[128];
