@@ -22,6 +22,12 @@ with Kelemetry("--audit-webhook-body-limit", "2Mi") as k:
     st, _, body = k.post_audit(b'{"kind":"EventList","items":[', "tracetest")
     R.check(st == 400 and "malformed JSON" in json.loads(body)["error"], "bad json: %s" % body)
 
+    # Bytes after the JSON value: refused whole, the offset named.
+    good = json.dumps(event_list(events[:1])).encode()
+    st, _, body = k.post_audit(good + b" x", "tracetest")
+    R.check(st == 400 and ("near byte %d" % (len(good) + 1)) in json.loads(body)["error"],
+            "trailing bytes: %s" % body)
+
     st, _, body = k.post_audit({"kind": "Pod", "apiVersion": "v1"}, "tracetest")
     R.check(st == 400 and "not an audit" in json.loads(body)["error"], "not an event: %s" % body)
 
@@ -42,7 +48,7 @@ with Kelemetry("--audit-webhook-body-limit", "2Mi") as k:
     st, _, body = k.post_audit(event_list(events[:1]), "bad/name")
     R.check(st in (400, 404), "invalid cluster in path: %d" % st)
 
-    R.check(k.metric('audit_rejected_total{reason="bad_json"}') == 1, "bad_json counted")
+    R.check(k.metric('audit_rejected_total{reason="bad_json"}') == 2, "bad_json counted")
     R.check(k.metric('audit_rejected_total{reason="not_event"}') == 1, "not_event counted")
     R.check(k.metric('audit_rejected_total{reason="missing_field"}') == 1, "missing counted")
     R.check(k.metric('audit_rejected_total{reason="bad_timestamp"}') == 1, "timestamp counted")
