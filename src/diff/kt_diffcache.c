@@ -129,8 +129,10 @@ int kt_diffcache_put(struct kt_diffcache *dc, const char *key, const char *rv,
 {
   struct body *b = calloc(1, sizeof *b);
   size_t bytes = 0;
-  cJSON *compact = b ? kt_jmem_compact(tree, &bytes) : NULL;
-  cJSON_Delete(tree);
+  int heap;
+  cJSON *compact = b ? kt_jmem_compact(tree, &bytes, &heap) : NULL;
+  if (!compact || heap)
+    cJSON_Delete(tree);
   if (!compact) {
     free(b);
     return -ENOMEM;
@@ -170,7 +172,7 @@ static int load_persisted(struct kt_diffcache *dc, const char *key,
     snprintf(rvbuf, rvlen, "%s", v);
     *tree = cJSON_ParseWithLength(nl + 1, len - (size_t)(nl + 1 - v));
     if (compact && *tree) {
-      cJSON *c = kt_jmem_compact(*tree, NULL);
+      cJSON *c = kt_jmem_compact(*tree, NULL, NULL);
       cJSON_Delete(*tree);
       *tree = c;
     }

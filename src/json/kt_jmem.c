@@ -210,14 +210,17 @@ static size_t align8(size_t n)
   return (n + 7) & ~(size_t)7;
 }
 
-static size_t tree_size(const cJSON *t)
+/* Bytes of the copy; *heap set when a node or string is heap memory. */
+static size_t tree_size(const cJSON *t, int *heap)
 {
   size_t n = 0;
   for (; t; t = t->next) {
     n += align8(sizeof *t) + align8(t->string ? strlen(t->string) + 1 : 0) +
          align8(t->valuestring ? strlen(t->valuestring) + 1 : 0);
+    *heap |= !in_range(t) || (t->string && !in_range(t->string)) ||
+             (t->valuestring && !in_range(t->valuestring));
     if (t->child)
-      n += tree_size(t->child);
+      n += tree_size(t->child, heap);
   }
   return n;
 }
@@ -257,8 +260,11 @@ static cJSON *copy_list(const cJSON *t, char **p)
   return first;
 }
 
-cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes)
+cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes, int *heap)
 {
+  int h = 0;
+  if (heap)
+    *heap = 1;
   if (!t)
     return NULL;
   /* A root alone: its siblings and its key in a parent are not part of
@@ -266,7 +272,12 @@ cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes)
   cJSON root = *t;
   root.next = root.prev = NULL;
   root.string = NULL;
-  size_t n = tree_size(&root);
+  /* The root is copied on the stack: its own memory is judged apart. */
+  size_t n = align8(sizeof root) +
+             align8(root.valuestring ? strlen(root.valuestring) + 1 : 0) +
+             (root.child ? tree_size(root.child, &h) : 0);
+  h |= !in_range(t) || (t->string && !in_range(t->string)) ||
+       (t->valuestring && !in_range(t->valuestring));
   char *block = malloc(n), *p = block;
   if (!block)
     return NULL;
@@ -274,6 +285,8 @@ cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes)
   c->prev = NULL;
   if (bytes)
     *bytes = n;
+  if (heap)
+    *heap = h;
   return c;
 }
 

@@ -45,8 +45,10 @@ void kt_jmem_unref(struct kt_jarena *a);
 /* A deep copy of t in one heap block (the root is the block: release it
  * with free(), never cJSON_Delete). Nodes are laid out in document order,
  * which keeps a walk over a cold tree sequential in memory. *bytes gets
- * the block's size. NULL on ENOMEM. */
-cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes);
+ * the block's size; *heap (if not NULL) is 0 when every node and string
+ * of t is arena memory, so that cJSON_Delete(t) would free nothing and can
+ * be skipped. NULL on ENOMEM. */
+cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes, int *heap);
 
 struct kt_jmem_stats {
   size_t arenas;     /* live */

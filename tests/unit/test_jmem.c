@@ -97,7 +97,9 @@ static void test_compact_copy(void **state)
   const cJSON *obj = cJSON_GetObjectItem(cJSON_GetArrayItem(
       cJSON_GetObjectItem(root, "items"), 0), "responseObject");
   size_t bytes = 0;
-  cJSON *c = kt_jmem_compact(obj, &bytes);
+  int heap = -1;
+  cJSON *c = kt_jmem_compact(obj, &bytes, &heap);
+  assert_int_equal(heap, 0); /* all arena: nothing for cJSON_Delete */
   assert_non_null(c);
   assert_null(kt_jmem_arena_of(c));
   assert_true(bytes > 0);
@@ -117,6 +119,11 @@ static void test_compact_copy(void **state)
   free(b);
   free(d);
   cJSON_Delete(dup);
+  free(c);
+  /* A heap node in an arena tree: the tree must still be cJSON_Deleted. */
+  cJSON_AddItemToObject((cJSON *)obj, "h", cJSON_CreateString("heap"));
+  c = kt_jmem_compact(obj, NULL, &heap);
+  assert_int_equal(heap, 1);
   free(c);
   kt_audit_doc_free(root, 1);
 }
