@@ -23,7 +23,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
-from ktest import BIN, SRC, Kelemetry, Results  # noqa: E402
+from ktest import BIN, SRC, Kelemetry, Results, slow  # noqa: E402
 
 R = Results()
 tmp = tempfile.mkdtemp(prefix="kt-pg-")
@@ -169,7 +169,7 @@ with engines.Postgres() as pg:
                 "http://127.0.0.1:%d/audit/load" % k.http, data=bodies[0], method="POST",
                 headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=0.5) as r:
+                with urllib.request.urlopen(req, timeout=slow(0.5)) as r:
                     st, body = r.status, r.read()
             except urllib.error.HTTPError as e:
                 st, body = e.code, e.read()
@@ -194,7 +194,7 @@ with engines.Postgres() as pg:
         R.check(at_stop < len(bodies), "the outage came under load (%d/%d acked)" %
                 (at_stop, len(bodies)))
         print("outage at %d/%d batches; answers %s" % (at_stop, len(bodies), codes))
-        deadline = time.time() + 60
+        deadline = time.time() + slow(60)
         while time.time() < deadline and \
                 int(pg.psql("SELECT count(*) FROM spans WHERE service = 'audit'")) < len(ids):
             time.sleep(0.2)

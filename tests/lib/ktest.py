@@ -14,6 +14,36 @@ import urllib.request
 # KT_BIN_WRAP: the binary under a wrapper (scripts/valgrind.sh), which
 # ctest's own KT_BIN would override.
 BIN = os.environ.get("KT_BIN_WRAP") or os.environ.get("KT_BIN", "build/kelemetry")
+# KT_VG_LOGS: where that wrapper has valgrind write one report per process
+# (<pid>.log, empty when clean); a process's own report fails its stop().
+VG_LOGS = os.environ.get("KT_VG_LOGS")
+# KT_TEST_SCALE: how many times slower than a plain build the binary runs
+# (about 10 under valgrind). Waits and timeouts grow by it (slow()); the
+# heavy tests shrink their event counts and rounds by it (scaled()), never
+# below what their assertions need.
+SCALE = max(1.0, float(os.environ.get("KT_TEST_SCALE") or 1))
+
+
+def slow(seconds):
+    """A timeout or pause of `seconds` in a plain build, stretched by SCALE."""
+    return seconds * SCALE
+
+
+def scaled(n, least):
+    """A count of `n` work items in a plain build, cut by SCALE to no less
+    than `least`."""
+    return max(least, int(n / SCALE))
+
+
+def vg_report(pid):
+    """The valgrind report of process pid ("" when clean or not wrapped)."""
+    if not VG_LOGS or not pid:
+        return ""
+    try:
+        with open(os.path.join(VG_LOGS, "%d.log" % pid), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -52,7 +82,7 @@ class Kelemetry:
         self.log = open(os.path.join(self.dir, "log"), "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
                                      preexec_fn=self.preexec)
-        deadline = time.time() + 20
+        deadline = time.time() + slow(20)
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("kelemetry exited: " + self.logtext())
@@ -72,13 +102,14 @@ class Kelemetry:
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            rc = self.proc.wait(timeout=30)
+            rc = self.proc.wait(timeout=slow(30))
         else:
             rc = self.proc.returncode if self.proc else 0
         self.log.close()
         text = self.logtext() if self.proc else ""
-        if "Sanitizer" in text or "runtime error:" in text or rc == 99:
-            raise RuntimeError("sanitizer or valgrind report: %s" % text)
+        vg = vg_report(self.proc.pid) if self.proc else ""
+        if "Sanitizer" in text or "runtime error:" in text or rc == 99 or vg:
+            raise RuntimeError("sanitizer or valgrind report: %s%s" % (text, vg))
         return rc
 
     def __enter__(self):
@@ -97,7 +128,7 @@ class Kelemetry:
                                      data=body, method=method,
                                      headers=headers or {})
         try:
-            with OPENER.open(req, timeout=30) as r:
+            with OPENER.open(req, timeout=slow(30)) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
@@ -115,8 +146,7 @@ class Kelemetry:
     def wait_ingested(self, cluster, traced, timeout=30):
         """Until `traced` events of cluster are spans and the store has
         stopped writing (spans are committed asynchronously)."""
-        import time
-        deadline = time.time() + timeout
+        deadline = time.time() + slow(timeout)
         key = 'audit_consumer_event_total{cluster="%s",outcome="traced"}' % cluster
         last, stable = -1, 0
         while time.time() < deadline:
