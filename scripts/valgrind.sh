@@ -45,11 +45,12 @@ done
 # Every end-to-end test that runs kelemetry, with the binary under valgrind
 # (test_fake_apiserver tests only the Python fake). ktest fails a test on
 # its own processes' reports; the scan below also catches the one-shot runs
-# (replay, scan, bad flags) a test starts itself.
+# (replay, scan, bad flags) a test starts itself. Two at a time: valgrind
+# runs each process's threads on one core.
 e2e_start=$(date +%s)
 rc=0
 KT_BIN_WRAP="$wrap" KT_VG_LOGS="$logs" KT_TEST_SCALE="${KT_TEST_SCALE:-10}" \
-  ctest -R '^e2e\.' -E '^e2e\.test_fake_apiserver$' --output-on-failure || rc=$?
+  ctest -R '^e2e\.' -E '^e2e\.test_fake_apiserver$' --output-on-failure -j2 || rc=$?
 echo "end-to-end tests under valgrind: $(( $(date +%s) - e2e_start )) s"
 bad=$(find "$logs" -name '*.log' -size +0 | sort)
 if [ -n "$bad" ]; then
