@@ -25,6 +25,7 @@ WRAP
 chmod +x "$wrap"
 cd "$dir"
 # unit tests: valgrind around each binary
+rm -f Testing/Temporary/LastDynamicAnalysis_*.log # a past run's defects are not this one's
 ctest -R '^unit\.' --output-on-failure --timeout 900 \
   --overwrite MemoryCheckCommand=/usr/bin/valgrind \
   --overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
