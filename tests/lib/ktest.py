@@ -2,6 +2,7 @@
 loopback ports with a fresh data directory, talk HTTP to it, stop it."""
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -57,7 +58,31 @@ OPENER = urllib.request.build_opener(_NoRedirect)
 SRC = os.environ.get("KT_SRC", ".")
 
 
+_PICK = random.SystemRandom()  # tests seed the module's own generator
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A free loopback port below the kernel's ephemeral range. A port from
+    that range, once released here, can become any outgoing connection's
+    source port before kelemetry binds it; under valgrind, whose start is
+    slow, that happened."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = _PICK.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
