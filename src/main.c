@@ -640,33 +640,50 @@ static void stop_all(struct app *a)
 }
 
 static volatile int store_broken;
+static pthread_t store_watch_thread;
+static int store_watch_started;
 
 /* A store that gave writes up cannot keep what the webhook acknowledges:
  * stop (non-zero exit) so that the supervisor restarts us and the inbox
- * recovers what was lost, rather than answer 503 forever. */
+ * recovers what was lost, rather than answer 503 forever. Ends at the
+ * stop signal and is joined there: the store and *a go away after. */
 static void *store_watch(void *p)
 {
   struct app *a = p;
-  for (;;) {
-    usleep(200000);
-    if (a->p.store && kt_store_failed(a->p.store)) {
+  pthread_mutex_lock(&stop_mu);
+  while (!stopping) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&stop_cv, &stop_mu, &ts);
+    if (!stopping && a->p.store && kt_store_failed(a->p.store)) {
       kt_error("the store cannot write any more (disk full, read-only or I/O "
                "errors): stopping; nothing acknowledged is lost, it is "
                "recovered at the next start");
       store_broken = 1;
       kill(getpid(), SIGTERM);
-      return NULL;
+      break;
     }
   }
+  pthread_mutex_unlock(&stop_mu);
+  return NULL;
 }
 
 static void wait_signal(struct app *a, const sigset_t *set)
 {
   int sig;
-  pthread_t t;
-  if (pthread_create(&t, NULL, store_watch, a) == 0)
-    pthread_detach(t);
+  store_watch_started = pthread_create(&store_watch_thread, NULL, store_watch, a) == 0;
   sigwait(set, &sig);
+  pthread_mutex_lock(&stop_mu);
+  stopping = 1;
+  pthread_cond_broadcast(&stop_cv);
+  pthread_mutex_unlock(&stop_mu);
+  if (store_watch_started)
+    pthread_join(store_watch_thread, NULL);
   if (!store_broken)
     kt_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 }

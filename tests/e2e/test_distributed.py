@@ -33,7 +33,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
 from fake_apiserver import FakeApiserver  # noqa: E402
-from ktest import SRC, Kelemetry, Results, event_list  # noqa: E402
+from ktest import SRC, Kelemetry, Results, event_list, scaled, slow  # noqa: E402
 
 R = Results()
 CLUSTER = "prod"
@@ -41,7 +41,7 @@ TMP = tempfile.mkdtemp(prefix="kt-dist-")
 
 
 def wait(pred, timeout=30.0, step=0.2):
-    deadline = time.time() + timeout
+    deadline = time.time() + slow(timeout)
     while time.time() < deadline:
         v = pred()
         if v:
@@ -159,7 +159,7 @@ def scenario(srv, webhooks, informers, frontend, pg):
         srv.create(e)
     audit = [a for a in srv.audit_events if a.get("stage") == "ResponseComplete"
              and a["objectRef"].get("resource") != "events"]
-    deadline = time.time() + 60
+    deadline = time.time() + slow(60)
     used = set()
     for i, a in enumerate(audit):
         used.add(id(post_retry(webhooks[i % 2:] + webhooks[:i % 2], event_list([a]),
@@ -171,9 +171,9 @@ def scenario(srv, webhooks, informers, frontend, pg):
 
     # 2. Synthetic load for many objects over both webhooks; one consumer is
     #    killed (-9) in the middle.
-    batches = synthetic_batches(300, 6000, 40)
+    batches = synthetic_batches(300, scaled(6000, 1200), 40)  # fewer under valgrind
     acked = set()
-    deadline = time.time() + 240
+    deadline = time.time() + slow(240)
     alive = list(webhooks)
     for i, b in enumerate(batches):
         if i == len(batches) // 2:

@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
-from ktest import Results  # noqa: E402
+from ktest import BIN, Results  # noqa: E402
 
 R = Results()
 src = os.environ.get("KT_SRC", ".")
 p = subprocess.run([sys.executable, os.path.join(src, "scripts", "gen-config-doc.py"),
-                    os.environ.get("KT_BIN", "build/kelemetry"), "--check"],
+                    BIN, "--check"],
                    capture_output=True, timeout=60)
 R.check(p.returncode == 0, p.stdout.decode() + p.stderr.decode())
 R.finish()

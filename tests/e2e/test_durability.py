@@ -15,14 +15,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
-from ktest import SRC, Kelemetry, Results, decode_tags  # noqa: E402
+from ktest import SRC, Kelemetry, Results, decode_tags, scaled, slow  # noqa: E402
 
 R = Results()
 rnd = random.Random(7)
 work = tempfile.mkdtemp(prefix="kt-durable-")
 load = os.path.join(work, "load.jsonl")
 subprocess.check_call([sys.executable, os.path.join(SRC, "bench", "gen_load.py"),
-                       "--objects", "300", "--events", "20000", "--batch", "100", "--out", load])
+                       "--objects", "300", "--events", str(scaled(20000, 6000)), "--batch", "100",
+                       "--out", load])
 batches = [l.encode() for l in open(load, "rb").read().decode().splitlines()]
 ids = [[e["auditID"] for e in json.loads(b)["items"]] for b in batches]
 acked = set()
@@ -66,10 +67,13 @@ for rnd_i in range(4):
     for t in threads:
         t.start()
     if rnd_i < 3:
-        time.sleep(rnd.uniform(0.15, 0.5))
+        time.sleep(slow(rnd.uniform(0.15, 0.5)))
         k.proc.send_signal(signal.SIGKILL)
         k.proc.wait()
         kills += 1
+        with lock:
+            print("kill %d: %d of %d batches acknowledged" % (kills, len(acked), len(batches)),
+                  flush=True)
         stop.set()
         for t in threads:
             t.join()
@@ -77,7 +81,7 @@ for rnd_i in range(4):
     else:
         for t in threads:
             t.join()
-        deadline, last, stable = time.time() + 60, -1, 0
+        deadline, last, stable = time.time() + slow(60), -1, 0
         while time.time() < deadline and stable < 3:
             written = k.metric("store_spans_written_total")
             idle = k.metric("audit_queue_depth") == 0

@@ -12,7 +12,7 @@ import tempfile
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
-from ktest import SRC, Kelemetry, Results  # noqa: E402
+from ktest import BIN, SRC, Kelemetry, Results  # noqa: E402
 
 R = Results()
 start = datetime.datetime.utcnow() - datetime.timedelta(minutes=10)
@@ -241,7 +241,7 @@ with Kelemetry("--jaeger-transform-config-file", tf) as k2:
     R.check(st == 200 and d["data"] == ["flat"], "custom transform config: %s" % d)
 with open(tf, "w") as f:
     f.write("configs:\n  - {id: '1', name: x, steps: [{kind: Bogus}]}\n")
-p = subprocess.run([os.environ.get("KT_BIN", "build/kelemetry"), "--jaeger-transform-config-file", tf,
+p = subprocess.run([BIN, "--jaeger-transform-config-file", tf,
                     "--data-dir", tempfile.mkdtemp(), "--http-port", "0", "--query-port", "0",
                     "--metrics-enable=false"], capture_output=True, timeout=30)
 R.check(p.returncode != 0 and "unknown step kind Bogus" in p.stderr.decode(),

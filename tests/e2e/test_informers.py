@@ -20,14 +20,14 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 from fake_apiserver import FakeApiserver  # noqa: E402
-from ktest import SRC, Kelemetry, Results  # noqa: E402
+from ktest import SRC, Kelemetry, Results, slow  # noqa: E402
 
 R = Results()
 CLUSTER = "fake"
 
 
 def wait(pred, timeout=20.0, step=0.1):
-    deadline = time.time() + timeout
+    deadline = time.time() + slow(timeout)
     while time.time() < deadline:
         v = pred()
         if v:
@@ -146,7 +146,7 @@ try:
     k.start()
     R.check(wait(lambda: metric(k, 'is_leader{component="event-informer"}') == 1),
             "leads again after restart")
-    time.sleep(2)
+    time.sleep(slow(2))
     traced = metric(k, 'event_controller_events_total{cluster="fake",outcome="traced"}')
     R.check(traced == 0, "no Event traced twice after a restart: %s" % traced)
 finally:
@@ -326,7 +326,7 @@ try:
     bump(5)
     R.check(wait(lambda: base() - start >= expected, 30),
             "all %d changes diffed: %d" % (expected, base() - start))
-    time.sleep(2)
+    time.sleep(slow(2))
     R.check(base() - start == expected, "no change diffed twice: %d for %d" %
             (base() - start, expected))
     R.check(metric(k, 'informer_requests_total{cluster="fake",path="/api/v1/configmaps",'

@@ -27,11 +27,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
-from ktest import BIN, SRC, Kelemetry, Results, decode_tags  # noqa: E402
+from ktest import BIN, SRC, Kelemetry, Results, decode_tags, scaled, slow  # noqa: E402
 
 R = Results()
 work = tempfile.mkdtemp(prefix="kt-mq-")
 PARTS = 8
+# events of phases a, b and c (fewer under valgrind: KT_TEST_SCALE)
+N_A, N_B, N_C = scaled(3000, 1200), scaled(4000, 800), scaled(1500, 300)
 
 
 def load(name, events, batch, seed):
@@ -111,7 +113,7 @@ def stream_lens(r, prefix):
 
 
 def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
+    deadline = time.time() + slow(timeout)
     while time.time() < deadline:
         if pred():
             return True
@@ -136,7 +138,7 @@ class Poster:
         self.k, self.todo, self.pause = k, list(range(len(batches))), pause
         self.batches, self.acked, self.status = batches, set(), {}
         self.lock = threading.Lock()
-        self.end = time.time() + deadline
+        self.end = time.time() + slow(deadline)
         self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
         for t in self.threads:
             t.start()
@@ -248,18 +250,18 @@ with engines.Redis() as r:
     # The second consumer joins under load: the first gives half of the
     # partitions back once what it read there is acknowledged, so the
     # hand-over redelivers nothing.
-    part_a = load("a", 3000, 25, 2)
+    part_a = load("a", N_A, 25, 2)
     t0 = time.time()
-    post = Poster(w, part_a, pause=0.03)
+    post = Poster(w, part_a, pause=slow(0.03))  # lasts past c2's start
     time.sleep(0.3)
     c2 = Kelemetry(*mq, "--audit-webhook-enable=false", data_dir=cdirs[1]).start()
     acked_a = post.join()
     t_posted = time.time() - t0
-    R.check(len(acked_a) == 3000, "phase a: every batch answered 200: %d" % len(acked_a))
+    R.check(len(acked_a) == N_A, "phase a: every batch answered 200: %d" % len(acked_a))
     R.check(wait_for(lambda: sum(stream_lens(r, "kt")) == 0, 60, "drained"),
             "phase a: the streams drain (acknowledged entries are deleted)")
-    print("phase a: 3000 events posted in %.2f s, stored and acknowledged in %.2f s"
-          % (t_posted, time.time() - t0))
+    print("phase a: %d events posted in %.2f s, stored and acknowledged in %.2f s"
+          % (N_A, t_posted, time.time() - t0))
     R.check(wait_for(lambda: metric(c1, owned) == 4 and metric(c2, owned) == 4, 20,
                      "4 partitions each"), "two consumers share the partitions 4/4")
     R.check(metric(c1, "audit_mq_claimed_total") + metric(c2, "audit_mq_claimed_total") == 0,
@@ -269,7 +271,7 @@ with engines.Redis() as r:
             "both consumers stored events: %s" % [len(c) for c, _ in counts])
 
     # --- b. kill -9 one consumer under load ------------------------------
-    part_b = load("b", 4000, 25, 3)
+    part_b = load("b", N_B, 25, 3)
     post = Poster(w, part_b, pause=0.01)
     conn = Resp(r.port)
     c1_name = "%s-%d-" % (os.uname().nodename, c1.proc.pid)
@@ -277,7 +279,7 @@ with engines.Redis() as r:
     # first (SIGSTOP) so that the count cannot change before the kill.
     # Those moments are short (a read, processing, one group commit), so
     # the pending list is polled without pause while the load lasts.
-    pend, deadline = 0, time.time() + 60
+    pend, deadline = 0, time.time() + slow(60)
     while time.time() < deadline and any(t.is_alive() for t in post.threads):
         if pending_of(conn, "kt", c1_name) == 0:
             continue
@@ -291,7 +293,7 @@ with engines.Redis() as r:
     c1.proc.wait()
     c1.log.close()
     acked_b = post.join()
-    R.check(len(acked_b) == 4000, "phase b: every batch answered 200: %d" % len(acked_b))
+    R.check(len(acked_b) == N_B, "phase b: every batch answered 200: %d" % len(acked_b))
     R.check(wait_for(lambda: metric(c2, owned) == PARTS, 20, "takeover"),
             "the live consumer took the dead one's partitions")
     R.check(wait_for(lambda: sum(stream_lens(r, "kt")) == 0, 90, "drained after kill"),
@@ -306,7 +308,7 @@ with engines.Redis() as r:
     # --- c. Redis restarted under load -----------------------------------
     c1 = Kelemetry(*mq, "--audit-webhook-enable=false", data_dir=cdirs[0]).start()
     wait_for(lambda: metric(c1, owned) == 4 and metric(c2, owned) == 4, 20, "rebalanced")
-    part_c = load("c", 1500, 10, 4)
+    part_c = load("c", N_C, 10, 4)
     rss0 = rss_kb(w.proc.pid)
     post = Poster(w, part_c, pause=0.1, deadline=150)
     wait_for(lambda: len(post.acked) >= len(part_c) // 5, 30, "a fifth posted")
@@ -319,7 +321,7 @@ with engines.Redis() as r:
     refused_down = w.metric('audit_mq_refused_total{reason="unavailable"}')
     r.start()
     acked_c = post.join()
-    R.check(len(acked_c) == 1500, "phase c: every batch answered 200 in the end: %d"
+    R.check(len(acked_c) == N_C, "phase c: every batch answered 200 in the end: %d"
             % len(acked_c))
     R.check(refused_down > 0 and post.status.get(503, 0) > 0,
             "phase c: 503 while Redis was down (%d counted, %d seen)"

@@ -23,7 +23,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
-from ktest import BIN, SRC, Kelemetry, Results  # noqa: E402
+from ktest import BIN, SRC, Kelemetry, Results, slow  # noqa: E402
 
 R = Results()
 tmp = tempfile.mkdtemp(prefix="kt-pg-")
@@ -122,16 +122,26 @@ with engines.Postgres() as pg:
     pg.psql("TRUNCATE spans, kv")
     with Kelemetry("--storage-retention", "0", "--audit-queue-limit", "200", *pgflags) as k:
         acked, codes, lock = [0], {}, threading.Lock()
+        # The posters hold back while the server is stopped and the probes
+        # below run: a request in flight when it stops is held until it is
+        # back, and two held ones would take both webhook threads.
+        gate, paused, inflight = threading.Condition(lock), [False], [0]
 
         def post(part):
             for b in part:
                 time.sleep(0.05)  # paced, so that the outage lands mid-load
                 deadline = time.time() + 90
                 while time.time() < deadline:
+                    with gate:
+                        gate.wait_for(lambda: not paused[0])
+                        inflight[0] += 1
                     try:
                         st, _, _ = k.post_audit(b, "load")
                     except OSError:  # a stalled request timed out: retried
                         st = -1
+                    with gate:
+                        inflight[0] -= 1
+                        gate.notify_all()
                     with lock:
                         codes[st] = codes.get(st, 0) + 1
                     if st == 200:
@@ -154,6 +164,9 @@ with engines.Postgres() as pg:
                 tid = d["data"][0]["traceID"]
                 break
             time.sleep(0.05)
+        with gate:
+            paused[0] = True
+            gate.wait_for(lambda: inflight[0] == 0, slow(30))
         pg.stop()
         at_stop = acked[0]
         st, d = get_json(k, "/api/traces/%s" % tid)
@@ -169,7 +182,7 @@ with engines.Postgres() as pg:
                 "http://127.0.0.1:%d/audit/load" % k.http, data=bodies[0], method="POST",
                 headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=0.5) as r:
+                with urllib.request.urlopen(req, timeout=slow(0.5)) as r:
                     st, body = r.status, r.read()
             except urllib.error.HTTPError as e:
                 st, body = e.code, e.read()
@@ -185,6 +198,9 @@ with engines.Postgres() as pg:
                          % (T0, T0 + 3600 * 10**6))
         R.check(st == 503 and "store" in d["errors"][0]["msg"],
                 "a search during the outage: 503 with a message: %d %s" % (st, str(d)[:200]))
+        with gate:  # the load goes on during the outage: refused, retried
+            paused[0] = False
+            gate.notify_all()
         time.sleep(2)
         pg.start()
         for t in threads:
@@ -194,7 +210,7 @@ with engines.Postgres() as pg:
         R.check(at_stop < len(bodies), "the outage came under load (%d/%d acked)" %
                 (at_stop, len(bodies)))
         print("outage at %d/%d batches; answers %s" % (at_stop, len(bodies), codes))
-        deadline = time.time() + 60
+        deadline = time.time() + slow(60)
         while time.time() < deadline and \
                 int(pg.psql("SELECT count(*) FROM spans WHERE service = 'audit'")) < len(ids):
             time.sleep(0.2)

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
-from ktest import Kelemetry, Results, demo_events, event_list  # noqa: E402
+from ktest import BIN, Kelemetry, Results, demo_events, event_list  # noqa: E402
 
 R = Results()
 d = tempfile.mkdtemp(prefix="kt-tls-")
@@ -165,7 +165,7 @@ subprocess.run(["rm", "-rf", sd])
 # A bad credentials file stops the start with one line.
 with open(p("users-bad"), "w") as f:
     f.write("nocolon\n")
-proc = subprocess.run([os.environ.get("KT_BIN", "build/kelemetry"), "--data-dir", d,
+proc = subprocess.run([BIN, "--data-dir", d,
                        "--query-basic-auth-file", p("users-bad")], capture_output=True, timeout=30)
 R.check(proc.returncode != 0 and "expected user:password" in proc.stderr.decode(),
         "bad credentials file: %s" % proc.stderr.decode()[-200:])

@@ -33,7 +33,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.environ.get("KT_SRC", "."), "tests", "lib"))
 import engines  # noqa: E402
 from fake_apiserver import FakeApiserver  # noqa: E402
-from ktest import SRC, Kelemetry, Results, decode_tags  # noqa: E402
+from ktest import SRC, Kelemetry, Results, decode_tags, scaled, slow  # noqa: E402
 
 R = Results()
 work = tempfile.mkdtemp(prefix="kt-shared-")
@@ -42,7 +42,7 @@ load = os.path.join(work, "load.jsonl")
 
 def make_load(objects, seed):
     subprocess.check_call([sys.executable, os.path.join(SRC, "bench", "gen_load.py"),
-                           "--objects", str(objects), "--events", "1600", "--batch", "40",
+                           "--objects", str(objects), "--events", str(EVENTS), "--batch", "40",
                            "--seed", str(seed), "--out", load])
     b = [l.encode() for l in open(load, "rb").read().decode().splitlines()]
     return b, [[e["auditID"] for e in json.loads(x)["items"]] for x in b]
@@ -51,7 +51,9 @@ def make_load(objects, seed):
 # Steady load: 40 objects updated again and again. Restart load: a new
 # object in every event, so that the span cache must reach the engine
 # after the restart too (the values it has seen are remembered in memory).
-LOADS = {False: make_load(40, 1), True: make_load(1600, 2)}
+# (Fewer events under valgrind: KT_TEST_SCALE.)
+EVENTS = scaled(1600, 640)
+LOADS = {False: make_load(40, 1), True: make_load(EVENTS, 2)}
 batches, ids = LOADS[False]
 WINDOW_US = 30 * 60 * 1000000
 BASE = 1767225600  # gen_load's first event: 2026-01-01T00:00:00Z
@@ -103,7 +105,7 @@ def post_all(procs, during=None):
 
 
 def wait_idle(k, timeout=120):
-    deadline, last, stable = time.time() + timeout, -1, 0
+    deadline, last, stable = time.time() + slow(timeout), -1, 0
     while time.time() < deadline and stable < 3:
         written = k.metric("store_spans_written_total")
         idle = k.metric("audit_queue_depth") == 0
@@ -287,7 +289,7 @@ def diff_cache_shared(kind, eng):
     try:
         consumer.start()
         informer.start()
-        R.check(srv.wait_for_watchers(1, 20, resource="deployments"),
+        R.check(srv.wait_for_watchers(1, slow(20), resource="deployments"),
                 "%s diff cache: the informer process watches deployments" % kind)
         srv.create({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": "web", "namespace": "default"},
@@ -297,7 +299,7 @@ def diff_cache_shared(kind, eng):
                                                                    "image": "nginx:1"}]}}}})
         srv.patch("deployments", "default", "web", {"spec": {"replicas": 4}},
                   subresource="scale")
-        deadline, sp = time.time() + 30, None
+        deadline, sp = time.time() + slow(30), None
         while time.time() < deadline:
             sp = scale_span(consumer, cluster)
             if sp and any(t["key"] == "informer latency" for t in sp["tags"]):

@@ -2,6 +2,7 @@
 loopback ports with a fresh data directory, talk HTTP to it, stop it."""
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -14,6 +15,36 @@ import urllib.request
 # KT_BIN_WRAP: the binary under a wrapper (scripts/valgrind.sh), which
 # ctest's own KT_BIN would override.
 BIN = os.environ.get("KT_BIN_WRAP") or os.environ.get("KT_BIN", "build/kelemetry")
+# KT_VG_LOGS: where that wrapper has valgrind write one report per process
+# (<pid>.log, empty when clean); a process's own report fails its stop().
+VG_LOGS = os.environ.get("KT_VG_LOGS")
+# KT_TEST_SCALE: how many times slower than a plain build the binary runs
+# (about 10 under valgrind). Waits and timeouts grow by it (slow()); the
+# heavy tests shrink their event counts and rounds by it (scaled()), never
+# below what their assertions need.
+SCALE = max(1.0, float(os.environ.get("KT_TEST_SCALE") or 1))
+
+
+def slow(seconds):
+    """A timeout or pause of `seconds` in a plain build, stretched by SCALE."""
+    return seconds * SCALE
+
+
+def scaled(n, least):
+    """A count of `n` work items in a plain build, cut by SCALE to no less
+    than `least`."""
+    return max(least, int(n / SCALE))
+
+
+def vg_report(pid):
+    """The valgrind report of process pid ("" when clean or not wrapped)."""
+    if not VG_LOGS or not pid:
+        return ""
+    try:
+        with open(os.path.join(VG_LOGS, "%d.log" % pid), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -27,7 +58,31 @@ OPENER = urllib.request.build_opener(_NoRedirect)
 SRC = os.environ.get("KT_SRC", ".")
 
 
+_PICK = random.SystemRandom()  # tests seed the module's own generator
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A free loopback port below the kernel's ephemeral range. A port from
+    that range, once released here, can become any outgoing connection's
+    source port before kelemetry binds it; under valgrind, whose start is
+    slow, that happened."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = _PICK.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -52,7 +107,7 @@ class Kelemetry:
         self.log = open(os.path.join(self.dir, "log"), "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
                                      preexec_fn=self.preexec)
-        deadline = time.time() + 20
+        deadline = time.time() + slow(20)
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("kelemetry exited: " + self.logtext())
@@ -72,13 +127,14 @@ class Kelemetry:
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            rc = self.proc.wait(timeout=30)
+            rc = self.proc.wait(timeout=slow(30))
         else:
             rc = self.proc.returncode if self.proc else 0
         self.log.close()
         text = self.logtext() if self.proc else ""
-        if "Sanitizer" in text or "runtime error:" in text or rc == 99:
-            raise RuntimeError("sanitizer or valgrind report: %s" % text)
+        vg = vg_report(self.proc.pid) if self.proc else ""
+        if "Sanitizer" in text or "runtime error:" in text or rc == 99 or vg:
+            raise RuntimeError("sanitizer or valgrind report: %s%s" % (text, vg))
         return rc
 
     def __enter__(self):
@@ -97,7 +153,7 @@ class Kelemetry:
                                      data=body, method=method,
                                      headers=headers or {})
         try:
-            with OPENER.open(req, timeout=30) as r:
+            with OPENER.open(req, timeout=slow(30)) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
@@ -115,8 +171,7 @@ class Kelemetry:
     def wait_ingested(self, cluster, traced, timeout=30):
         """Until `traced` events of cluster are spans and the store has
         stopped writing (spans are committed asynchronously)."""
-        import time
-        deadline = time.time() + timeout
+        deadline = time.time() + slow(timeout)
         key = 'audit_consumer_event_total{cluster="%s",outcome="traced"}' % cluster
         last, stable = -1, 0
         while time.time() < deadline:
