@@ -8,6 +8,7 @@
  * so a use after the last unref is reported as it would be for free(). */
 #include "json/kt_jmem.h"
 #include "json/kt_jparse.h"
+#include "core/kt_time.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,7 +33,8 @@
 #define CHUNK ((size_t)1 << CHUNK_SHIFT)
 #define BIG (CHUNK / 4)      /* larger allocations go to the heap */
 #define RANGE_CHUNKS 16384   /* 1 GiB of address space */
-#define WARM_CHUNKS 1024     /* free chunks kept resident (64 MB) */
+#define WARM_KEEP 64         /* free chunks always kept resident (4 MB) */
+#define TRIM_US 1000000      /* free chunks idle this long go back */
 
 struct chunk {
   struct kt_jarena *owner;
@@ -48,8 +50,12 @@ struct kt_jarena {
 static char *g_base;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static size_t g_fresh;          /* chunks never used yet start here */
-static struct chunk *g_free;    /* recycled */
-static size_t g_nfree, g_arenas, g_used, g_fallbacks;
+/* Recycled chunks: warm ones (pages resident) are reused first; cold ones
+ * had their pages returned to the kernel. */
+static struct chunk *g_warm, *g_cold;
+static size_t g_nwarm, g_ncold, g_arenas, g_used, g_fallbacks;
+static size_t g_warm_low;  /* fewest warm chunks since the last trim */
+static int64_t g_trimmed_us;
 
 static int in_range(const void *p)
 {
@@ -60,10 +66,15 @@ static struct chunk *chunk_get(struct kt_jarena *owner)
 {
   struct chunk *c = NULL;
   pthread_mutex_lock(&g_mu);
-  if (g_free) {
-    c = g_free;
-    g_free = c->next;
-    g_nfree--;
+  if (g_warm) {
+    c = g_warm;
+    g_warm = c->next;
+    if (--g_nwarm < g_warm_low)
+      g_warm_low = g_nwarm;
+  } else if (g_cold) {
+    c = g_cold;
+    g_cold = c->next;
+    g_ncold--;
   } else if (g_fresh < RANGE_CHUNKS) {
     c = (struct chunk *)(g_base + g_fresh++ * CHUNK);
   } else {
@@ -80,23 +91,50 @@ static struct chunk *chunk_get(struct kt_jarena *owner)
   return c;
 }
 
-/* Beyond the warm set, a chunk's pages go back to the kernel: a burst
- * must not leave its peak resident for good. The header stays readable:
- * it links the free list. */
+/* Warm chunks that stayed unused for a whole TRIM_US (beyond WARM_KEEP)
+ * go cold: their pages back to the kernel. Trimming at every release
+ * instead made the next burst fault them all in again, and each madvise
+ * costs a TLB shootdown on every core. Called with g_mu held. */
+static struct chunk *take_idle(void)
+{
+  int64_t now = kt_mono_us();
+  if (now - g_trimmed_us < TRIM_US)
+    return NULL;
+  size_t n = g_warm_low > WARM_KEEP ? g_warm_low - WARM_KEEP : 0;
+  struct chunk *list = NULL;
+  while (n-- && g_warm) {
+    struct chunk *c = g_warm;
+    g_warm = c->next;
+    g_nwarm--;
+    c->next = list;
+    list = c;
+  }
+  g_warm_low = g_nwarm;
+  g_trimmed_us = now;
+  return list;
+}
+
+/* The header stays readable: it links the free lists. */
 static void chunk_put(struct chunk *c)
 {
-  pthread_mutex_lock(&g_mu);
-  int cold = g_nfree >= WARM_CHUNKS;
-  pthread_mutex_unlock(&g_mu);
-  if (cold)
-    madvise(c, CHUNK, MADV_DONTNEED);
   POISON(c + 1, CHUNK - sizeof *c);
   pthread_mutex_lock(&g_mu);
-  c->next = g_free;
-  g_free = c;
-  g_nfree++;
+  c->next = g_warm;
+  g_warm = c;
+  g_nwarm++;
   g_used--;
+  struct chunk *idle = take_idle();
   pthread_mutex_unlock(&g_mu);
+  while (idle) { /* outside the lock: a syscall each */
+    struct chunk *next = idle->next;
+    madvise(idle, CHUNK, MADV_DONTNEED);
+    pthread_mutex_lock(&g_mu);
+    idle->next = g_cold;
+    g_cold = idle;
+    g_ncold++;
+    pthread_mutex_unlock(&g_mu);
+    idle = next;
+  }
 }
 
 /* kt_jparse's allocator: bump allocation in the arena. Large strings go
@@ -295,7 +333,7 @@ void kt_jmem_stats(struct kt_jmem_stats *out)
   pthread_mutex_lock(&g_mu);
   out->arenas = g_arenas;
   out->bytes_used = g_used * CHUNK;
-  out->bytes_free = g_nfree * CHUNK;
+  out->bytes_free = g_nwarm * CHUNK; /* resident; cold chunks are not */
   out->fallbacks = g_fallbacks;
   pthread_mutex_unlock(&g_mu);
 }
