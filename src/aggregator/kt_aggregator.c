@@ -12,6 +12,7 @@
 #include "audit/kt_audit.h"
 #include "core/kt_log.h"
 #include "core/kt_map.h"
+#include "core/kt_str.h"
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
 #include "diff/kt_diffcache.h"
@@ -181,8 +182,27 @@ void kt_aggregator_free(struct kt_aggregator *a)
 
 void kt_object_key(const struct kt_object *o, char *buf, size_t len)
 {
-  snprintf(buf, len, "%s/%s/%s/%s/%s", o->cluster, o->group ? o->group : "",
-           o->resource, o->namespace ? o->namespace : "", o->name);
+  struct kt_str s;
+  const char *parts[] = {o->cluster, o->group, o->resource, o->namespace, o->name};
+  kt_str_init(&s, buf, len);
+  for (int i = 0; i < 5; i++) {
+    if (i)
+      kt_str_addc(&s, '/');
+    kt_str_add(&s, parts[i]);
+  }
+}
+
+/* "<object key>/field=<field>,window=<n>": a span cache key. */
+static void window_key(const char *okey, const char *field, long long window,
+                       char *buf, size_t len)
+{
+  struct kt_str s;
+  kt_str_init(&s, buf, len);
+  kt_str_add(&s, okey);
+  kt_str_add(&s, "/field=");
+  kt_str_add(&s, field);
+  kt_str_add(&s, ",window=");
+  kt_str_int(&s, window);
 }
 
 static int add_key_tags(struct kt_span *s, const struct kt_object *o)
@@ -369,8 +389,8 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
 {
   char key[1200], okey[1024], carrier[64];
   kt_object_key(r->obj, okey, sizeof okey);
-  snprintf(key, sizeof key, "%s/field=%s,window=%lld", okey, r->dedup,
-           (long long)(r->t_us / a->o.span_ttl_us));
+  window_key(okey, r->dedup, (long long)(r->t_us / a->o.span_ttl_us), key,
+             sizeof key);
   *created = 0;
   long busy_ms = 10, down_ms = 10;
   int64_t patience = 2 * a->o.reserve_ttl_us + 1000000;
@@ -530,8 +550,8 @@ static int claim_link_job(struct kt_aggregator *a, const struct kt_object *o,
   char key[1200], okey[1024], *val = NULL;
   uint64_t uid;
   kt_object_key(o, okey, sizeof okey);
-  snprintf(key, sizeof key, "%s/field=linkjob,window=%lld", okey,
-           (long long)(t / a->o.span_ttl_us));
+  window_key(okey, "linkjob", (long long)(t / a->o.span_ttl_us), key,
+             sizeof key);
   int rc;
   long ms = 10; /* a shared engine's outage is waited out, as above */
   while ((rc = a->sc->ops->fetch_or_reserve(a->sc->impl, key,
@@ -589,8 +609,8 @@ int kt_aggregator_has_event(struct kt_aggregator *a,
   char okey[1024], key[1200];
   uint8_t trace[16];
   kt_object_key(obj, okey, sizeof okey);
-  snprintf(key, sizeof key, "%s/field=object,window=%lld", okey,
-           (long long)(t_us / a->o.span_ttl_us));
+  window_key(okey, "object", (long long)(t_us / a->o.span_ttl_us), key,
+             sizeof key);
   key_trace_id(key, trace);
   return kt_store_has_span(a->store, trace, span_id);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/kt_str.h"
 #include "core/kt_time.h"
 #include "json/kt_jmem.h"
 
@@ -283,7 +284,13 @@ const char *kt_audit_namespace(const struct kt_audit_event *ev)
 void kt_audit_object_key(const struct kt_audit_event *ev, char *buf,
                          size_t len)
 {
-  snprintf(buf, len, "%s/%s/%s/%s/%s", ev->cluster,
-           ev->api_group ? ev->api_group : "", ev->resource ? ev->resource : "",
-           kt_audit_namespace(ev), kt_audit_name(ev));
+  struct kt_str s;
+  const char *parts[] = {ev->cluster, ev->api_group, ev->resource,
+                         kt_audit_namespace(ev), kt_audit_name(ev)};
+  kt_str_init(&s, buf, len);
+  for (int i = 0; i < 5; i++) {
+    if (i)
+      kt_str_addc(&s, '/');
+    kt_str_add(&s, parts[i]);
+  }
 }

@@ -15,6 +15,7 @@
 #include "audit/kt_filter.h"
 #include "core/kt_log.h"
 #include "core/kt_map.h"
+#include "core/kt_str.h"
 #include "core/kt_metrics.h"
 #include "core/kt_queue.h"
 #include "core/kt_time.h"
@@ -53,8 +54,13 @@ void kt_ticket_release(struct kt_ticket *t)
 static uint64_t audit_span_id(const struct kt_audit_event *ev)
 {
   char buf[256];
-  int n = snprintf(buf, sizeof buf, "audit:%s/%s", ev->cluster, ev->audit_id);
-  uint64_t h = kt_hash(buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : strlen(buf));
+  struct kt_str s;
+  kt_str_init(&s, buf, sizeof buf);
+  kt_str_add(&s, "audit:");
+  kt_str_add(&s, ev->cluster);
+  kt_str_addc(&s, '/');
+  kt_str_add(&s, ev->audit_id);
+  uint64_t h = kt_hash(buf, s.len < sizeof buf ? s.len : strlen(buf));
   return h ? h : 1;
 }
 
@@ -111,17 +117,27 @@ static struct kt_span *audit_span(struct kt_consumer *c, struct item *it)
   const char *user = ev->impersonated && !c->o.ignore_impersonate
                          ? ev->impersonated : ev->username;
   char title[512], code[16];
-  int n = snprintf(title, sizeof title, "%s %s", user, ev->verb);
-  if (ev->subresource && *ev->subresource && n > 0 && (size_t)n < sizeof title)
-    n += snprintf(title + n, sizeof title - n, " %s", ev->subresource);
-  if (ev->code >= 300 && n > 0 && (size_t)n < sizeof title)
-    snprintf(title + n, sizeof title - n, " (%s)", status_text(ev->code));
+  struct kt_str t;
+  kt_str_init(&t, title, sizeof title);
+  kt_str_add(&t, user);
+  kt_str_addc(&t, ' ');
+  kt_str_add(&t, ev->verb);
+  if (ev->subresource && *ev->subresource) {
+    kt_str_addc(&t, ' ');
+    kt_str_add(&t, ev->subresource);
+  }
+  if (ev->code >= 300) {
+    kt_str_add(&t, " (");
+    kt_str_add(&t, status_text(ev->code));
+    kt_str_addc(&t, ')');
+  }
+  kt_str_init(&t, code, sizeof code);
+  kt_str_int(&t, ev->code);
   struct kt_span *s = kt_span_new("audit", title);
   if (!s)
     return NULL;
   s->start_us = ev->received_us;
   s->end_us = ev->stage_us;
-  snprintf(code, sizeof code, "%d", ev->code);
   kt_span_add_tag(s, "auditId", ev->audit_id);
   kt_span_add_tag(s, "username", user);
   kt_span_add_tag(s, "userAgent", ev->user_agent ? ev->user_agent : "");

@@ -368,11 +368,24 @@ static void put_string(struct out *o, const char *s)
   o->len += (size_t)(d - start);
 }
 
+/* An int in decimal ("%d" without vfprintf, which costs more than the
+ * rest of a diff line). */
+static void put_int(struct out *o, int i)
+{
+  char num[16], *d = num + sizeof num;
+  unsigned u = i < 0 ? 0u - (unsigned)i : (unsigned)i;
+  do
+    *--d = (char)('0' + u % 10);
+  while (u /= 10);
+  if (i < 0)
+    *--d = '-';
+  put(o, d, (size_t)(num + sizeof num - d));
+}
+
 /* Strings, integers and literals written here; other values (objects,
  * arrays, fractions) printed by cJSON, whose output this must equal. */
 static void put_value(struct out *o, const cJSON *v)
 {
-  char num[24];
   if (!v) {
     put(o, "null", 4);
   } else if (cJSON_IsString(v) && v->valuestring) {
@@ -381,7 +394,7 @@ static void put_value(struct out *o, const cJSON *v)
     cJSON_IsTrue(v) ? put(o, "true", 4) : put(o, "false", 5);
   } else if (cJSON_IsNumber(v) && v->valuedouble == (double)v->valueint &&
              (v->valueint || !signbit(v->valuedouble))) { /* -0 prints "-0" */
-    put(o, num, (size_t)snprintf(num, sizeof num, "%d", v->valueint));
+    put_int(o, v->valueint);
   } else {
     char *text = cJSON_PrintUnformatted(v);
     if (text)
