@@ -53,7 +53,7 @@ static size_t g_fresh;          /* chunks never used yet start here */
 /* Recycled chunks: warm ones (pages resident) are reused first; cold ones
  * had their pages returned to the kernel. */
 static struct chunk *g_warm, *g_cold;
-static size_t g_nwarm, g_ncold, g_arenas, g_used, g_fallbacks;
+static size_t g_nwarm, g_arenas, g_used, g_fallbacks;
 static size_t g_warm_low;  /* fewest warm chunks since the last trim */
 static int64_t g_trimmed_us;
 
@@ -74,7 +74,6 @@ static struct chunk *chunk_get(struct kt_jarena *owner)
   } else if (g_cold) {
     c = g_cold;
     g_cold = c->next;
-    g_ncold--;
   } else if (g_fresh < RANGE_CHUNKS) {
     c = (struct chunk *)(g_base + g_fresh++ * CHUNK);
   } else {
@@ -92,7 +91,8 @@ static struct chunk *chunk_get(struct kt_jarena *owner)
 }
 
 /* Warm chunks that stayed unused for a whole TRIM_US (beyond WARM_KEEP)
- * go cold: their pages back to the kernel. Trimming at every release
+ * go cold: their pages back to the kernel (checked as chunks are released:
+ * an idle process keeps its last peak until traffic resumes). Trimming at every release
  * instead made the next burst fault them all in again, and each madvise
  * costs a TLB shootdown on every core. Called with g_mu held. */
 static struct chunk *take_idle(void)
@@ -131,7 +131,6 @@ static void chunk_put(struct chunk *c)
     pthread_mutex_lock(&g_mu);
     idle->next = g_cold;
     g_cold = idle;
-    g_ncold++;
     pthread_mutex_unlock(&g_mu);
     idle = next;
   }
