@@ -454,7 +454,7 @@ int kt__wq_start(struct kt__wq *q, const struct kt_store_opts *o,
   q->rows_only = rows_only;
   q->limit = o && o->queue_limit ? o->queue_limit : 65536;
   q->batch_max = o && o->batch_max ? o->batch_max : 2048;
-  q->batch_wait_us = !o || !o->batch_wait_us ? 20000
+  q->batch_wait_us = !o || !o->batch_wait_us ? 5000
                      : o->batch_wait_us < 0 ? 0 : o->batch_wait_us;
   q->commit = commit;
   q->ud = ud;

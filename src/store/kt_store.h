@@ -20,7 +20,7 @@ struct kt_store;
 struct kt_store_opts {
   size_t queue_limit;     /* spans waiting for the writer; 0 = 65536 */
   size_t batch_max;       /* ops per transaction; 0 = 2048 */
-  int64_t batch_wait_us;  /* max wait before committing a partial batch; 0 = 20ms */
+  int64_t batch_wait_us;  /* max wait before committing a partial batch; 0 = 5ms */
   /* PostgreSQL only */
   int64_t partition_us;   /* span partition length; 0 = 24h */
   unsigned pool;          /* read connections; 0 = 4 */

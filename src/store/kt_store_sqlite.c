@@ -2,7 +2,7 @@
  *
  * The shared writer queue (kt_store_backend.h) hands batches to
  * commit_with_retry, which owns the write connection and commits a batch
- * in one transaction (group commit): a partial batch waits up to 20 ms
+ * in one transaction (group commit): a partial batch waits up to 5 ms
  * for more unless a flush is waiting. A third connection, on its own
  * thread, checkpoints the WAL. SQLite allows
  * one writer at a time anyway, so a single thread with reused prepared
