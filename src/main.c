@@ -263,6 +263,8 @@ struct app {
   struct kt_http *http_webhook, *http_metrics, *http_query;
   struct kt_auth webhook_auth, query_auth;
   struct kt_inbox *inbox;
+  struct kt_store *inbox_db; /* embedded: inbox.db; else NULL (the inbox
+                              * lives in the span store) */
   struct kt_informers *informers;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache, *m_arena_bytes;
   struct kt_kelemetrix *kx; /* NULL unless --kelemetrix-enable */
@@ -360,8 +362,16 @@ static int start_pipeline(struct app *a)
   int rc = kt_pipeline_open(&po, &a->p);
   if (rc || replay_mode || !opt.durable)
     return rc;
+  if (!pg) { /* its own database: a 200 never waits for the span writer */
+    struct kt_store_opts io = {.batch_wait_us = -1, .writer_name = "kt-inbox",
+                               .wal_bytes = 4 << 20};
+    snprintf(path, sizeof path, "%s/inbox.db", opt.data_dir);
+    if ((rc = kt_store_open_sqlite(path, &io, &a->inbox_db)))
+      return rc;
+  }
   /* What a crash left unprocessed is queued again before anything new. */
-  rc = kt_inbox_new(a->p.store, a->p.consumer, opt.inbox_compress, &a->inbox);
+  rc = kt_inbox_new(a->inbox_db ? a->inbox_db : a->p.store, a->p.store,
+                    a->p.consumer, opt.inbox_compress, &a->inbox);
   int n = rc ? rc : kt_inbox_recover(a->inbox);
   if (n > 0)
     kt_info("inbox: recovered %d unprocessed webhook requests", n);
@@ -634,6 +644,7 @@ static void stop_all(struct app *a)
   kt_frontend_free(a->frontend);
   kt_pipeline_close(&a->p); /* drained: the inbox is empty again */
   kt_inbox_free(a->inbox);
+  kt_store_close(a->inbox_db); /* after the spans: their commits delete */
   kt_auth_free(&a->webhook_auth);
   kt_auth_free(&a->query_auth);
   kt_kelemetrix_free(a->kx); /* the consumer that used it is gone */
@@ -660,7 +671,8 @@ static void *store_watch(void *p)
       ts.tv_nsec -= 1000000000;
     }
     pthread_cond_timedwait(&stop_cv, &stop_mu, &ts);
-    if (!stopping && a->p.store && kt_store_failed(a->p.store)) {
+    if (!stopping && ((a->p.store && kt_store_failed(a->p.store)) ||
+                      (a->inbox_db && kt_store_failed(a->inbox_db)))) {
       kt_error("the store cannot write any more (disk full, read-only or I/O "
                "errors): stopping; nothing acknowledged is lost, it is "
                "recovered at the next start");

@@ -1,9 +1,8 @@
 /* kt_inbox: see the header. A request is the kv entry
- * inbox/<key> = "<cluster>\n<source>\n<body>", deleted (through the same
- * writer queue, so after the request's spans) when its last event has been
- * processed. The body is a zstd frame (level 1: a 500 KB batch of audit
- * JSON shrinks about tenfold, and the single writer writes it twice, into
- * the WAL and back into the database); entries written raw are still read. */
+ * inbox/<key> = "<cluster>\n<source>\n<body>", deleted when its last event
+ * has been processed and the spans are committed. The body is a zstd frame
+ * (level 1: a 500 KB batch of audit JSON shrinks about tenfold); entries
+ * written raw are still read. */
 #include "audit/kt_inbox.h"
 
 #include <errno.h>
@@ -24,7 +23,7 @@
 #define KV_NS "inbox"
 
 struct kt_inbox {
-  struct kt_store *st;
+  struct kt_store *box, *spans;
   struct kt_consumer *c;
   int compress;
   _Atomic uint64_t seq;
@@ -32,25 +31,40 @@ struct kt_inbox {
 
 struct entry {
   struct kt_ticket t; /* first: the ticket's address is the entry's */
-  struct kt_store *st;
+  struct kt_store *st;    /* where the entry is */
+  struct kt_store *spans; /* where its spans go */
   char key[48];
 };
 
-static void entry_done(struct kt_ticket *t)
+/* In the span store's writer thread: the request's spans are committed. */
+static void forget(void *arg, int ok)
 {
-  struct entry *e = (struct entry *)t;
-  kt_store_kv_del(e->st, KV_NS, e->key);
+  struct entry *e = arg;
+  if (ok) /* else the spans were lost: recovered at the next start */
+    kt_store_kv_del(e->st, KV_NS, e->key);
   free(e);
 }
 
-static struct entry *new_entry(struct kt_inbox *ib, const char *key)
+/* Every event of the request was processed (its spans queued). */
+static void entry_done(struct kt_ticket *t)
+{
+  struct entry *e = (struct entry *)t;
+  if (e->st == e->spans) /* one writer queue: the deletion commits after */
+    forget(e, 1);
+  else if (kt_store_after_commit(e->spans, forget, e))
+    free(e); /* left in the inbox: recovered (and skipped) at the next start */
+}
+
+static struct entry *new_entry(struct kt_inbox *ib, struct kt_store *st,
+                               const char *key)
 {
   struct entry *e = calloc(1, sizeof *e);
   if (!e)
     return NULL;
   atomic_init(&e->t.pending, 1);
   e->t.done = entry_done;
-  e->st = ib->st;
+  e->st = st;
+  e->spans = ib->spans;
   if (key)
     snprintf(e->key, sizeof e->key, "%s", key);
   else /* random per process, a counter within it: sortable and unique */
@@ -60,14 +74,15 @@ static struct entry *new_entry(struct kt_inbox *ib, const char *key)
   return e;
 }
 
-int kt_inbox_new(struct kt_store *st, struct kt_consumer *c, int compress,
-                 struct kt_inbox **out)
+int kt_inbox_new(struct kt_store *box, struct kt_store *spans,
+                 struct kt_consumer *c, int compress, struct kt_inbox **out)
 {
   struct kt_inbox *ib = calloc(1, sizeof *ib);
   if (!ib)
     return -ENOMEM;
   ib->compress = compress;
-  ib->st = st;
+  ib->box = box;
+  ib->spans = spans;
   ib->c = c;
   *out = ib;
   return 0;
@@ -166,15 +181,19 @@ int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
 {
   /* A server store in an outage would hold the answer until it is back:
    * refuse now, the apiserver retries. */
-  if (kt_store_stalled(ib->st))
+  if (kt_store_stalled(ib->box))
     return -EBUSY;
+  /* Spans that cannot be written: the process is about to stop (main's
+   * store watch), and the apiserver had better send this to the next. */
+  if (kt_store_failed(ib->spans))
+    return -EIO;
   /* Secret values must never reach the disk, not even in the inbox. */
   char *clean = without_secrets(items, single);
   if (clean) {
     body = clean;
     len = strlen(clean);
   }
-  struct entry *e = new_entry(ib, NULL);
+  struct entry *e = new_entry(ib, ib->box, NULL);
   size_t cl = strlen(cluster), sl = strlen(source), vlen;
   char *val = e ? pack(body, len, cl + sl + 2, ib->compress, &vlen) : NULL;
   free(clean);
@@ -188,13 +207,13 @@ int kt_inbox_accept(struct kt_inbox *ib, const char *cluster,
   val[cl + 1 + sl] = '\n';
   /* On disk before anything is queued: the 200 waits for this commit
    * only, not for the spans being batched. */
-  int rc = kt_store_kv_put_durable(ib->st, KV_NS, e->key, val, vlen);
+  int rc = kt_store_kv_put_durable(ib->box, KV_NS, e->key, val, vlen);
   free(val);
   if (!rc)
     rc = kt_consumer_submit_ticket(ib->c, cluster, source, items, single, 0,
                                    &e->t, 0, res);
   if (rc) { /* nothing was queued: the ticket is still ours alone */
-    kt_store_kv_del(ib->st, KV_NS, e->key);
+    kt_store_kv_del(ib->box, KV_NS, e->key);
     free(e);
     return rc;
   }
@@ -232,14 +251,14 @@ static int collect(const char *key, const char *val, size_t len,
 }
 
 /* "<cluster>\n<source>\n<body>" back into a submission. */
-static void requeue(struct kt_inbox *ib, struct pending *p)
+static void requeue(struct kt_inbox *ib, struct kt_store *st, struct pending *p)
 {
   char *cl = p->val, *src = strchr(cl, '\n'), *body;
   cJSON *root, *items;
   int single;
   char err[256];
   struct kt_submit_result res;
-  struct entry *e = new_entry(ib, p->key);
+  struct entry *e = new_entry(ib, st, p->key);
   if (!e)
     return;
   body = src ? memchr(src + 1, '\n', p->len - (size_t)(src + 1 - p->val)) : NULL;
@@ -261,17 +280,25 @@ static void requeue(struct kt_inbox *ib, struct pending *p)
   kt_ticket_release(&e->t);
 }
 
-int kt_inbox_recover(struct kt_inbox *ib)
+/* Requeues the entries of st; the number requeued or a negative code. */
+static int recover_from(struct kt_inbox *ib, struct kt_store *st)
 {
   struct scan s = {0};
   /* Collected first: submitting may wait for room while the consumers
    * read the store, and the scan holds the read connection. */
-  int rc = kt_store_kv_scan(ib->st, KV_NS, collect, &s);
+  int rc = kt_store_kv_scan(st, KV_NS, collect, &s);
   for (size_t i = 0; i < s.n; i++) {
     if (!rc)
-      requeue(ib, &s.v[i]);
+      requeue(ib, st, &s.v[i]);
     free(s.v[i].val);
   }
   free(s.v);
   return rc ? rc : (int)s.n;
+}
+
+int kt_inbox_recover(struct kt_inbox *ib)
+{
+  int n = ib->box != ib->spans ? recover_from(ib, ib->spans) : 0;
+  int m = n < 0 ? n : recover_from(ib, ib->box);
+  return m < 0 ? m : n + m;
 }

@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -24,6 +26,7 @@
 #include "http/kt_auth.h"
 
 #define MAX_DAEMONS 16
+#define DRAIN_MS 3000 /* how long stop waits for requests being handled */
 
 struct kt_http {
   struct MHD_Daemon *d[MAX_DAEMONS];
@@ -33,6 +36,7 @@ struct kt_http {
   size_t nroutes;
   struct kt_metric *m_req, *m_denied;
   char *pem[3]; /* cert, key, client CA: MHD keeps pointers to them */
+  atomic_int active; /* requests begun and not yet completed */
 };
 
 struct conn_state {
@@ -407,6 +411,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (!st)
       return MHD_NO;
     *con_cls = st;
+    atomic_fetch_add(&h->active, 1);
     st->denied = admission(h, conn);
     if (st->denied) {
       const char *why = st->denied == 401 ? "credentials" : "client_cert";
@@ -439,10 +444,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 static void on_completed(void *cls, struct MHD_Connection *conn,
                          void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+  struct kt_http *h = cls;
   struct conn_state *st = *con_cls;
   if (st) {
     release_body(st);
     free(st);
+    atomic_fetch_sub(&h->active, 1);
   }
   *con_cls = NULL;
 }
@@ -543,6 +550,7 @@ int kt_http_start(const struct kt_http_opts *o,
   for (h->nd = 0; h->nd < h->o.threads && h->nd < MAX_DAEMONS; h->nd++) {
     h->d[h->nd] = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            MHD_USE_ITC | /* quiesce at stop */
             (tls ? MHD_USE_TLS : 0),
         (uint16_t)o->port, NULL, NULL, on_request, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -566,6 +574,12 @@ void kt_http_stop(struct kt_http *h)
 {
   if (!h)
     return;
+  /* Stop listening, then let the requests being handled get their answer
+   * (a webhook request may wait on the store) before connections close. */
+  for (unsigned i = 0; i < h->nd; i++)
+    MHD_quiesce_daemon(h->d[i]);
+  for (int ms = 0; atomic_load(&h->active) > 0 && ms < DRAIN_MS; ms += 10)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
   for (unsigned i = 0; i < h->nd; i++)
     MHD_stop_daemon(h->d[i]);
   for (int i = 0; i < 3; i++)

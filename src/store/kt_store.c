@@ -111,6 +111,12 @@ int kt_store_kv_put_durable(struct kt_store *st, const char *ns,
   return kt__wq_kv_sync(st->wq, ns, key, val, len);
 }
 
+int kt_store_after_commit(struct kt_store *st, void (*fn)(void *arg, int ok),
+                          void *arg)
+{
+  return kt__wq_after(st->wq, fn, arg);
+}
+
 int kt_store_kv_del(struct kt_store *st, const char *ns, const char *key)
 {
   return kt__wq_kv(st->wq, KT__OP_KV_DEL, ns, key, NULL, 0, 0);
@@ -352,7 +358,8 @@ static void free_op(struct kt__op *op)
  * and spans land on random index pages: committing 30 spans costs nearly
  * as much as committing 1,000. So a partial batch waits up to
  * batch_wait_us after its first op arrived for more, unless someone
- * flushes (the durable webhook's 200 waits on it) or the batch is full.
+ * flushes or the batch is full. Nobody's answer waits on it: the durable
+ * webhook's 200 waits for the inbox, a database of its own (kt_inbox.h).
  * Called with q->mu held and q->head set. */
 static void wait_for_batch(struct kt__wq *q)
 {
@@ -404,6 +411,31 @@ static struct kt__op *take_batch(struct kt__wq *q, size_t *n, size_t *spans,
   return batch;
 }
 
+/* The after-commit calls whose ops are all committed, unlinked. Called
+ * with q->mu held. */
+static struct kt__call *take_due_calls(struct kt__wq *q)
+{
+  struct kt__call *due = q->calls, **end = &q->calls;
+  while (*end && (*end)->seq <= q->seq_committed)
+    end = &(*end)->next;
+  if (end == &q->calls)
+    return NULL;
+  q->calls = *end;
+  if (!q->calls)
+    q->calls_tail = NULL;
+  *end = NULL;
+  return due;
+}
+
+static void run_calls(struct kt__call *c, int ok)
+{
+  for (struct kt__call *next; c; c = next) {
+    next = c->next;
+    c->fn(c->arg, ok);
+    free(c);
+  }
+}
+
 static void *writer_main(void *arg)
 {
   struct kt__wq *q = arg;
@@ -441,7 +473,10 @@ static void *writer_main(void *arg)
     else
       q->seq_committed = seq;
     pthread_cond_broadcast(&q->committed);
+    struct kt__call *due = urgent ? NULL : take_due_calls(q);
+    int ok = !q->failed; /* the commit may just have given up */
     pthread_mutex_unlock(&q->mu);
+    run_calls(due, ok);
   }
   return NULL;
 }
@@ -453,8 +488,8 @@ int kt__wq_start(struct kt__wq *q, const struct kt_store_opts *o,
   memset(q, 0, sizeof *q);
   q->rows_only = rows_only;
   q->limit = o && o->queue_limit ? o->queue_limit : 65536;
-  q->batch_max = o && o->batch_max ? o->batch_max : 2048;
-  q->batch_wait_us = !o || !o->batch_wait_us ? 5000
+  q->batch_max = o && o->batch_max ? o->batch_max : 8192;
+  q->batch_wait_us = !o || !o->batch_wait_us ? 100000
                      : o->batch_wait_us < 0 ? 0 : o->batch_wait_us;
   q->commit = commit;
   q->ud = ud;
@@ -667,6 +702,30 @@ int kt__wq_flush(struct kt__wq *q)
   int failed = q->failed;
   pthread_mutex_unlock(&q->mu);
   return failed ? -EIO : 0;
+}
+
+int kt__wq_after(struct kt__wq *q, void (*fn)(void *arg, int ok), void *arg)
+{
+  struct kt__call *c = calloc(1, sizeof *c);
+  if (!c)
+    return -ENOMEM;
+  c->fn = fn;
+  c->arg = arg;
+  pthread_mutex_lock(&q->mu);
+  c->seq = q->seq_enqueued;
+  if (c->seq <= q->seq_committed) { /* nothing to wait for */
+    int failed = q->failed;
+    pthread_mutex_unlock(&q->mu);
+    run_calls(c, !failed);
+    return 0;
+  }
+  if (q->calls_tail)
+    q->calls_tail->next = c;
+  else
+    q->calls = c;
+  q->calls_tail = c;
+  pthread_mutex_unlock(&q->mu);
+  return 0;
 }
 
 int kt__wq_failed(struct kt__wq *q)

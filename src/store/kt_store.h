@@ -19,8 +19,12 @@ struct kt_store;
 
 struct kt_store_opts {
   size_t queue_limit;     /* spans waiting for the writer; 0 = 65536 */
-  size_t batch_max;       /* ops per transaction; 0 = 2048 */
-  int64_t batch_wait_us;  /* max wait before committing a partial batch; 0 = 5ms */
+  size_t batch_max;       /* ops per transaction; 0 = 8192 */
+  int64_t batch_wait_us;  /* max wait before committing a partial batch;
+                             0 = 100 ms, < 0 = none */
+  /* SQLite only */
+  const char *writer_name; /* the writer thread's name; NULL = kt-writer */
+  int64_t wal_bytes;       /* WAL size that starts a checkpoint; 0 = 256 MB */
   /* PostgreSQL only */
   int64_t partition_us;   /* span partition length; 0 = 24h */
   unsigned pool;          /* read connections; 0 = 4 */
@@ -74,6 +78,13 @@ int kt_store_put(struct kt_store *st, struct kt_span *span);
  * waits for the server to come back); from then on nothing is durable and
  * kt_store_failed says so. */
 int kt_store_flush(struct kt_store *st);
+/* Calls fn(arg, ok) once everything put before the call is committed
+ * (ok = 1) or was given up (ok = 0): in the writer thread, after that
+ * commit, or at once in the caller's thread when nothing is pending. The
+ * writer waits for fn, so fn must be short and must not write to this
+ * store (it may write to another). 0, or -ENOMEM (fn not called). */
+int kt_store_after_commit(struct kt_store *st, void (*fn)(void *arg, int ok),
+                          void *arg);
 int kt_store_failed(struct kt_store *st);
 /* 1 while a server store (PostgreSQL) is unreachable and its writer keeps
  * retrying: a flush would wait for the outage to end. */

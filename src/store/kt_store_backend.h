@@ -105,6 +105,12 @@ struct kt__op {
 /* Writes one batch (ops in put order, n of them, spans of them spans) in
  * the writer thread. Retries are the backend's business; when it gives the
  * writes up it calls kt__wq_set_failed. */
+struct kt__call {
+  struct kt__call *next;
+  uint64_t seq;
+  void (*fn)(void *arg, int ok);
+  void *arg;
+};
 typedef void kt__wq_commit_fn(void *ud, struct kt__op *batch, size_t n,
                               size_t spans);
 
@@ -124,6 +130,9 @@ struct kt__wq {
   int closing;
   int failed; /* writes were given up: nothing is durable any more */
   int rows_only; /* span ops carry row, not span; set before kt__wq_start */
+  /* After-commit calls, in the order registered; each runs once the main
+   * lane's op number seq is committed (kt_store_after_commit). */
+  struct kt__call *calls, *calls_tail;
   pthread_t writer;
   kt__wq_commit_fn *commit;
   void *ud;
@@ -140,6 +149,7 @@ int kt__wq_put(struct kt__wq *q, struct kt_span *span);
 int kt__wq_kv(struct kt__wq *q, enum kt__op_kind kind, const char *ns,
               const char *key, const void *val, size_t len, int64_t exp);
 int kt__wq_flush(struct kt__wq *q);
+int kt__wq_after(struct kt__wq *q, void (*fn)(void *arg, int ok), void *arg);
 /* A kv put through the urgent lane; returns once it is committed. */
 int kt__wq_kv_sync(struct kt__wq *q, const char *ns, const char *key,
                    const void *val, size_t len);

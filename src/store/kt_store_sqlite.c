@@ -291,7 +291,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
   return SQLITE_OK;
 }
 
-static int start_checkpointer(struct sq *st, const char *path)
+static int start_checkpointer(struct sq *st, const char *path,
+                              int64_t wal_bytes)
 {
   sqlite3_stmt *q;
   int page = 4096;
@@ -299,7 +300,7 @@ static int start_checkpointer(struct sq *st, const char *path)
       sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) > 0)
     page = sqlite3_column_int(q, 0);
   sqlite3_finalize(q);
-  st->wal_soft = (int)(WAL_SOFT_BYTES / page);
+  st->wal_soft = (int)((wal_bytes > 0 ? wal_bytes : WAL_SOFT_BYTES) / page);
   st->wal_hard = 2 * st->wal_soft;
   int rc = open_conn(path, &st->cdb);
   if (rc)
@@ -688,7 +689,7 @@ int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
   rc = rc ? rc : check_schema(st->wdb, path);
   rc = rc ? rc : open_conn(path, &st->rdb);
   rc = rc ? rc : prepare(st);
-  rc = rc ? rc : start_checkpointer(st, path);
+  rc = rc ? rc : start_checkpointer(st, path, o ? o->wal_bytes : 0);
   if (rc)
     kt_error("store: %s is not a usable kelemetry database (corrupt, "
              "read-only or not SQLite); move it away or choose another "
@@ -696,7 +697,8 @@ int kt_store_open_sqlite(const char *path, const struct kt_store_opts *o,
   if (!rc) {
     register_metrics(st);
     st->wq.rows_only = 1;
-    rc = kt__wq_start(&st->wq, o, commit_with_retry, st, "kt-writer");
+    rc = kt__wq_start(&st->wq, o, commit_with_retry, st,
+                      o && o->writer_name ? o->writer_name : "kt-writer");
   }
   if (rc) {
     sq_free(st);

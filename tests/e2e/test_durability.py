@@ -106,7 +106,34 @@ R.check(not dups, "no event stored twice (%d duplicated)" % len(dups))
 objs = db.execute("select count(*) from (select 1 from spans where service='object' group by "
                   "cluster, resource, namespace, name, start_us having count(*) > 1)").fetchone()[0]
 R.check(objs == 0, "one object span per (object, window): %d duplicated" % objs)
-left = db.execute("select count(*) from kv where ns='inbox'").fetchone()[0]
+db.close()
+inbox = sqlite3.connect(os.path.join(data, "inbox.db"))
+left = inbox.execute("select count(*) from kv where ns='inbox'").fetchone()[0]
+inbox.close()
 R.check(left == 0, "inbox empty after a clean stop: %d left" % left)
+
+# An older version kept its inbox in the span database: what it left there
+# is recovered too, then deleted from there.
+old = os.path.join(work, "old")
+os.makedirs(old)
+with Kelemetry("--storage-retention", "0", data_dir=old):
+    pass
+db = sqlite3.connect(os.path.join(old, "kelemetry.db"))
+db.execute("insert into kv values('inbox', 'old-1', ?, 0)",
+           (b"legacy\n127.0.0.1\n" + batches[0],))
+db.commit()
+db.close()
+with Kelemetry("--storage-retention", "0", data_dir=old) as k:
+    deadline = time.time() + slow(30)
+    while time.time() < deadline and (k.metric("store_spans_written_total") or 0) < len(ids[0]):
+        time.sleep(0.2)
+db = sqlite3.connect(os.path.join(old, "kelemetry.db"))
+got = {decode_tags(b).get("auditId") for (b,) in db.execute(
+    "select body from spans where service='audit' and cluster='legacy'")}
+left = db.execute("select count(*) from kv where ns='inbox'").fetchone()[0]
+db.close()
+R.check(got == set(ids[0]) and left == 0,
+        "an older version's inbox entry recovered (%d/%d events) and deleted (%d left)"
+        % (len(got), len(ids[0]), left))
 subprocess.run(["rm", "-rf", work])
 R.finish()

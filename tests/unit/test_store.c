@@ -219,6 +219,45 @@ static void test_durable_put_goes_first(void **state)
   kt_store_close(st);
 }
 
+struct after {
+  struct kt_store *st;
+  int calls, ok, stored; /* stored: the span was readable in the call */
+};
+
+static void after_cb(void *arg, int ok)
+{
+  struct after *a = arg;
+  uint8_t t[16];
+  memset(t, 0xd2, 16);
+  a->calls++;
+  a->ok = ok;
+  a->stored = kt_store_has_span(a->st, t, 1);
+}
+
+/* An after-commit call runs once what was put before it is committed
+ * (the separate inbox deletes its entries so), not while it gathers; with
+ * nothing pending it runs at once. */
+static void test_after_commit(void **state)
+{
+  char p2[160];
+  snprintf(p2, sizeof p2, "%s/after.db", dir);
+  struct kt_store *st;
+  struct kt_store_opts o = {.batch_wait_us = 300000};
+  assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
+  struct after a = {st, 0, 0, 0}, now = {st, 0, 0, 0};
+  assert_int_equal(kt_store_after_commit(st, after_cb, &now), 0);
+  assert_int_equal(now.calls, 1); /* nothing pending: at once */
+  assert_true(now.ok);
+  kt_store_put(st, make(0xd2, 1, "a", 9000000, 10));
+  assert_int_equal(kt_store_after_commit(st, after_cb, &a), 0);
+  assert_int_equal(a.calls, 0); /* the batch is still gathering */
+  assert_int_equal(kt_store_flush(st), 0);
+  kt_store_close(st); /* joins the writer: the call has run */
+  assert_int_equal(a.calls, 1);
+  assert_true(a.ok);
+  assert_true(a.stored);
+}
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/kt-store-XXXXXX");
@@ -234,6 +273,7 @@ int main(void)
       cmocka_unit_test(test_v1_database_opens),
       cmocka_unit_test(test_batch_wait),
       cmocka_unit_test(test_durable_put_goes_first),
+      cmocka_unit_test(test_after_commit),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   char cmd[128];
