@@ -3,7 +3,8 @@
  * keep-alive loopback connections, and measures
  *   - acknowledged events/s and per-request latency (p50/p99/max),
  *   - end to end: the time until the consumer has turned every event into
- *     spans (audit_consumer_event_total on the metrics port).
+ *     spans (audit_consumer_event_total on the metrics port) and the store
+ *     has committed them (store_pending_writes back to 0).
  * With --rate, requests are paced to that many events/s (open loop).
  * A 503 is retried after 10 ms, as the apiserver retries with backoff.
  *
@@ -149,7 +150,8 @@ static void *client(void *arg)
   return NULL;
 }
 
-static double consumed(void)
+/* The events consumed so far; *pending: the store's uncommitted writes. */
+static double consumed(double *pending)
 {
   static char buf[1 << 20];
   int fd = dial(mport);
@@ -166,6 +168,8 @@ static double consumed(void)
     if (sp && strstr(l, "cluster=\"bench\"") && strstr(l, "cluster=\"bench\"") < sp)
       sum += strtod(sp + 1, NULL);
   }
+  char *p = strstr(buf, "\nstore_pending_writes ");
+  *pending = p ? strtod(p + 22, NULL) : 0;
   return sum;
 }
 
@@ -223,7 +227,7 @@ int main(int argc, char **argv)
   lat = calloc(total, sizeof *lat);
   /* METRICS_PORT 0: the events are consumed elsewhere (Redis Streams);
    * the caller measures end to end itself. */
-  double before = mport ? consumed() : 0;
+  double pending, before = mport ? consumed(&pending) : 0;
   pthread_t th[256];
   t0 = now_us();
   for (int i = 0; i < conns; i++)
@@ -231,7 +235,8 @@ int main(int argc, char **argv)
   for (int i = 0; i < conns; i++)
     pthread_join(th[i], NULL);
   int64_t acked = now_us();
-  while (mport && consumed() - before < (double)events)
+  /* Done when every event was consumed and its spans are committed. */
+  while (mport && (consumed(&pending) - before < (double)events || pending > 0))
     usleep(20000);
   int64_t done = now_us();
   qsort(lat, total, sizeof *lat, cmp);

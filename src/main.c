@@ -267,6 +267,7 @@ struct app {
                               * lives in the span store) */
   struct kt_informers *informers;
   struct kt_metric *m_queue_depth, *m_queue_limit, *m_diffcache, *m_arena_bytes;
+  struct kt_metric *m_store_pending;
   struct kt_kelemetrix *kx; /* NULL unless --kelemetrix-enable */
   struct kt_mq_producer *mq_producer;  /* --mq=redis, producer enabled */
   struct kt_mq_consumer *mq_consumer;  /* --mq=redis, consumer enabled */
@@ -282,6 +283,9 @@ static int metrics_handle(void *ud, const struct kt_http_req *req,
     kt_series_set(kt_metric_series(a->m_queue_limit, NULL),
                   (double)kt_consumer_limit(a->p.consumer));
   }
+  if (a->p.store)
+    kt_series_set(kt_metric_series(a->m_store_pending, NULL),
+                  (double)kt_store_pending(a->p.store));
   if (a->p.dc)
     kt_series_set(kt_metric_series(a->m_diffcache, NULL),
                   (double)kt_diffcache_bytes(a->p.dc));
@@ -454,6 +458,8 @@ static int start_servers(struct app *a)
       "Bytes of last known object bodies held in memory", NULL);
   a->m_arena_bytes = kt_metrics_gauge(r, "json_arena_bytes",
       "Bytes of parsed audit documents' arenas, in use or kept for reuse", NULL);
+  a->m_store_pending = kt_metrics_gauge(r, "store_pending_writes",
+      "Span store writes queued or being committed", NULL);
   char err[512];
   int rc = 0;
   if (kt_auth_load(&a->webhook_auth, opt.webhook_token_file, NULL, err, sizeof err) ||

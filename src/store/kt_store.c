@@ -111,6 +111,15 @@ int kt_store_kv_put_durable(struct kt_store *st, const char *ns,
   return kt__wq_kv_sync(st->wq, ns, key, val, len);
 }
 
+size_t kt_store_pending(struct kt_store *st)
+{
+  struct kt__wq *q = st->wq;
+  pthread_mutex_lock(&q->mu);
+  size_t n = q->nops + q->committing;
+  pthread_mutex_unlock(&q->mu);
+  return n;
+}
+
 int kt_store_after_commit(struct kt_store *st, void (*fn)(void *arg, int ok),
                           void *arg)
 {
@@ -455,6 +464,7 @@ static void *writer_main(void *arg)
       seq = op->seq;
     pthread_cond_broadcast(&q->has_room);
     int failed = q->failed;
+    q->committing = n;
     pthread_mutex_unlock(&q->mu);
     /* After a give-up nothing more is written: a later write (an inbox
      * entry's deletion) must not make durable what depends on writes that
@@ -468,6 +478,7 @@ static void *writer_main(void *arg)
       free_op(op);
     }
     pthread_mutex_lock(&q->mu);
+    q->committing = 0;
     if (urgent)
       q->useq_committed = seq;
     else

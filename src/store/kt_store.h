@@ -86,6 +86,8 @@ int kt_store_flush(struct kt_store *st);
 int kt_store_after_commit(struct kt_store *st, void (*fn)(void *arg, int ok),
                           void *arg);
 int kt_store_failed(struct kt_store *st);
+/* Writes (spans, kv puts and deletes) not committed yet. */
+size_t kt_store_pending(struct kt_store *st);
 /* 1 while a server store (PostgreSQL) is unreachable and its writer keeps
  * retrying: a flush would wait for the outage to end. */
 int kt_store_stalled(struct kt_store *st);

@@ -123,6 +123,7 @@ struct kt__wq {
   struct kt__op *uhead, *utail;
   uint64_t useq_enqueued, useq_committed;
   size_t nops, limit, batch_max;
+  size_t committing; /* ops of the batch being written */
   int64_t batch_wait_us; /* how long a partial batch may wait for more */
   int64_t first_us;      /* when the oldest queued op arrived (monotonic) */
   unsigned flushing;     /* flush() callers waiting: commit at once */
