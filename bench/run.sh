@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ingest benchmark of issue 2, in one run on the same cores:
 #   1. generate realistic audit load (bench/gen_load.py),
-#   2. the baseline: parse-only rate of the same bodies (bench_parse),
+#   2. the baselines: parse-only rate of the same bodies, in memory
+#      (bench_parse) and over HTTP (bench_parse_server),
 #   3. end to end: webhook -> queue -> consumers -> SQLite, at full speed,
 #   4. the webhook's latency at half the end-to-end rate (paced),
 #   5. RSS sampled over a long paced run (BENCH_SOAK_SECS, default 60).
@@ -13,7 +14,7 @@ events=${1:-100000}
 soak=${BENCH_SOAK_SECS:-60}
 build=${BENCH_BUILD:-build-rel}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C "$build" kelemetry bench_parse bench_webhook >/dev/null
+ninja -C "$build" kelemetry bench_parse bench_parse_server bench_webhook >/dev/null
 work=$(mktemp -d -t kt-bench.XXXXXX)
 trap 'kill $KPID 2>/dev/null || true; rm -rf "$work"' EXIT
 load="$work/load.jsonl"
@@ -22,6 +23,15 @@ echo "load: $events events, $(($(stat -c %s "$load") / events)) bytes/event, 100
 
 echo "== parse-only baseline (2 threads)"
 "$build"/bench_parse "$load" 2
+
+echo "== parse-only baseline over HTTP (the webhook's server, parse, 200; nothing else)"
+for parser in cjson kt; do
+  "$build"/bench_parse_server 18680 "$parser" &
+  SPID=$!
+  sleep 0.3
+  echo "$parser: $("$build"/bench_webhook "$load" 18680 0 --conns 4 | sed -n 's/^acknowledged: \([0-9]*\) events.*/\1 events\/s/p')"
+  kill -INT $SPID; wait $SPID || true
+done
 
 . bench/lib.sh
 

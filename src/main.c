@@ -132,7 +132,7 @@ static const struct kt_flag flags[] = {
   F("audit-inbox-compress", KT_BOOL, "true", "keep webhook bodies zstd-compressed in the write-ahead inbox (about 10x less to write)", &opt.inbox_compress),
   F("audit-webhook-body-limit", KT_SIZE, "64Mi", "largest accepted body (413 above)", &opt.body_limit),
   F("audit-default-cluster", KT_STR, "default", "cluster of POST /audit (no {cluster} in the path) and of replays", &opt.default_cluster),
-  F("audit-queue-limit", KT_INT, "20000", "events queued or in flight before the webhook answers 503", &opt.queue_limit),
+  F("audit-queue-limit", KT_INT, "8000", "events queued or in flight before the webhook answers 503", &opt.queue_limit),
   F("audit-max-clock-skew", KT_DURATION, "1h", "refuse events stamped further than this ahead of our clock (clock_skew; 0 = never)", &opt.max_skew),
   F("audit-consumer-workers", KT_INT, "2", "consumer threads (= queue partitions)", &opt.workers),
   F("audit-consumer-filter-cluster-name", KT_STR, "", "only this cluster", &opt.only_cluster),
