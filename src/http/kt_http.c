@@ -576,12 +576,16 @@ void kt_http_stop(struct kt_http *h)
     return;
   /* Stop listening, then let the requests being handled get their answer
    * (a webhook request may wait on the store) before connections close. */
+  MHD_socket ls[MAX_DAEMONS];
   for (unsigned i = 0; i < h->nd; i++)
-    MHD_quiesce_daemon(h->d[i]);
+    ls[i] = MHD_quiesce_daemon(h->d[i]);
   for (int ms = 0; atomic_load(&h->active) > 0 && ms < DRAIN_MS; ms += 10)
     nanosleep(&(struct timespec){0, 10000000}, NULL);
-  for (unsigned i = 0; i < h->nd; i++)
+  for (unsigned i = 0; i < h->nd; i++) {
     MHD_stop_daemon(h->d[i]);
+    if (ls[i] != MHD_INVALID_SOCKET) /* ours once quiesced, after the stop */
+      close(ls[i]);
+  }
   for (int i = 0; i < 3; i++)
     free(h->pem[i]);
   free(h);
