@@ -12,6 +12,14 @@ for f in tests/fuzz/fuzz_*.c; do
   work=$(mktemp -d)
   cp -r "$corpus"/. "$work"/ 2>/dev/null || true
   echo "fuzzing $n for ${secs}s"
-  ./build-fuzz/"$n" -max_total_time="$secs" -max_len=65536 -print_final_stats=1 "$work" 2>&1 | tail -n 12
-  rm -rf "$work"
+  log=$(mktemp) art=$(mktemp -d)
+  if ! ./build-fuzz/"$n" -max_total_time="$secs" -max_len=65536 -print_final_stats=1 \
+         -artifact_prefix="$art/" "$work" > "$log" 2>&1; then
+    # the whole report: the crash's stack, then the input that caused it
+    grep -A60 -m1 "ERROR:\|runtime error" "$log" || tail -n 60 "$log"
+    for a in "$art"/*; do echo "input $(basename "$a"):"; od -c "$a" | head -20; done
+    exit 1
+  fi
+  tail -n 12 "$log"
+  rm -rf "$work" "$log" "$art"
 done

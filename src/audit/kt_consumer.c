@@ -233,7 +233,7 @@ int kt_consumer_new(const struct kt_consumer_opts *o, struct kt_filter *f,
   if (!c->o.workers)
     c->o.workers = 2;
   if (!c->o.queue_limit)
-    c->o.queue_limit = 20000;
+    c->o.queue_limit = 8000;
   c->filter = f;
   c->dec = d;
   c->agg = a;

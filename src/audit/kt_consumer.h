@@ -18,7 +18,7 @@ struct kt_consumer;
 
 struct kt_consumer_opts {
   unsigned workers;      /* partitions = workers; 0 = 2 */
-  size_t queue_limit;    /* events queued or in flight; 0 = 20000 */
+  size_t queue_limit;    /* events queued or in flight; 0 = 8000 */
   int ignore_impersonate; /* --audit-consumer-ignore-impersonate-username */
   int skip_existing;     /* drop events whose span is already stored (replay) */
   /* Sees every event (any verb and stage) before the filter; borrowed,

@@ -401,6 +401,8 @@ static int cmp_mods(const void *a, const void *b)
                                     : (x->bit > y->bit) - (x->bit < y->bit);
 }
 
+#define MAX_MODES 256 /* configs x modifier combinations */
+
 /* Every config registered so far without a modifier of this class gets a
  * clone with the bit set and the selector added. */
 static int apply_modifier(struct kt_tf_set *set, const struct mod *md,
@@ -428,6 +430,11 @@ static int apply_modifier(struct kt_tf_set *set, const struct mod *md,
       taken |= !strcmp(m->classes[c], cls);
     if (taken || m->nclasses >= 8)
       continue;
+    if (set->nmodes >= MAX_MODES) { /* each modifier may double them */
+      snprintf(err, errlen, "the modifiers combine into more than %d display "
+               "modes", MAX_MODES);
+      return -EINVAL;
+    }
     struct kt_mode *nm = realloc(set->modes, (set->nmodes + 1) * sizeof *nm);
     if (!nm)
       return -ENOMEM;
@@ -458,8 +465,6 @@ static int apply_modifier(struct kt_tf_set *set, const struct mod *md,
   }
   return 0;
 }
-
-#define MAX_MODES 256
 
 static int build_set(const cJSON *doc, struct kt_tf_set *set, char *err,
                      size_t errlen)

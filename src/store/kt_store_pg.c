@@ -600,8 +600,8 @@ static const char *const upsert_tail[3] = {
         " cluster = EXCLUDED.cluster, grp = EXCLUDED.grp,"
         " resource = EXCLUDED.resource, namespace = EXCLUDED.namespace,"
         " name = EXCLUDED.name, body = EXCLUDED.body",
-    [KT__OP_KV_PUT] = " ON CONFLICT (ns, key) DO UPDATE SET"
-        " value = EXCLUDED.value, expires_us = EXCLUDED.expires_us",
+    [KT__OP_KV_PUT] = (" ON CONFLICT (ns, key) DO UPDATE SET"
+                       " value = EXCLUDED.value, expires_us = EXCLUDED.expires_us"),
     [KT__OP_KV_DEL] = ") AS d(ns, key) WHERE kv.ns = d.ns AND kv.key = d.key",
 };
 

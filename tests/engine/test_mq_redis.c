@@ -81,7 +81,7 @@ static void pipe_open(struct pipe *p)
   snprintf(path, sizeof path, "%s/kelemetry.db", p->dir);
   struct kt_pipeline_opts o = {.db_path = path, .agg = {.owner_linker = 1},
                                .filter = {"", "", NULL, NULL, NULL},
-                               .consumer = {2, 1000, 0}};
+                               .consumer = {.workers = 2, .queue_limit = 1000}};
   assert_int_equal(kt_pipeline_open(&o, &p->p), 0);
 }
 

@@ -30,7 +30,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
   struct kt_store_opts so = {0};
   if (kt_store_open_sqlite(path, &so, &store) || kt_modes_install(NULL, err, sizeof err))
     abort();
-  struct kt_frontend_opts fo = {NULL, 3600000000LL, 10, 1800000000LL};
+  struct kt_frontend_opts fo = {.clusters = NULL, .trace_cache_ttl_us = 3600000000LL,
+                               .follow_link_limit = 10, .span_ttl_us = 1800000000LL};
   if (kt_frontend_new(&fo, store, &fe))
     abort();
   routes = kt_frontend_routes(fe, &nroutes);

@@ -35,7 +35,7 @@ static int setup(void **state)
               .resource_event_tag = 1, .resource_object_tag = 1},
       .filter = {"events", "", NULL, NULL, NULL},
       .redact_pattern = "^/v1/configmaps/secret-ns/",
-      .consumer = {2, 100, 0}};
+      .consumer = {.workers = 2, .queue_limit = 100}};
   assert_int_equal(kt_pipeline_open(&o, &P.p), 0);
   P.store = P.p.store;
   P.c = P.p.consumer;

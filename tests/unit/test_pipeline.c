@@ -38,7 +38,7 @@ static int open_pipeline(struct pipe *p)
               .owner_linker = 1, .annotation_linker = 1},
       .filter = {"events,events.k8s.io/events,coordination.k8s.io/leases",
                  "/leader-election,local-path-provisioner/", NULL, NULL, NULL},
-      .consumer = {2, 1000, 0}};
+      .consumer = {.workers = 2, .queue_limit = 1000}};
   assert_int_equal(kt_pipeline_open(&o, &p->p), 0);
   p->store = p->p.store;
   p->consumer = p->p.consumer;

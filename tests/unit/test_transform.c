@@ -121,6 +121,20 @@ static void test_errors(void **state)
                     "tagMappings: [a], logTypeMapping: [b]}]}\nmodifiers:\n  - {modifierName: x}\n";
   if (kt_tf_load_text(seq, strlen(seq), &s, err, sizeof err) == 0)
     kt_tf_free(&s);
+  /* 32 configs and 4 modifiers of different classes: 512 combinations,
+   * past the 256 modes the tables hold (found by the fuzzer) */
+  char many[4096] = "configs:\n";
+  for (int i = 0; i < 32; i++)
+    snprintf(many + strlen(many), sizeof many - strlen(many),
+             "  - {id: \"%x\", name: c%d, steps: []}\n", i + 1, i);
+  strcat(many, "modifiers:\n");
+  for (int i = 0; i < 4; i++)
+    snprintf(many + strlen(many), sizeof many - strlen(many),
+             "  \"%x\": {displayName: m%d, modifierName: link-selector, "
+             "args: {modifierClass: k%d}}\n", 0x100 << i, i, i);
+  err[0] = 0;
+  assert_int_not_equal(kt_tf_load_text(many, strlen(many), &s, err, sizeof err), 0);
+  assert_non_null(strstr(err, "more than 256 display modes"));
   char deep[300] = "x: ";
   for (int i = 0; i < 80; i++)
     strcat(deep, "[");
