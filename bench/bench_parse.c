@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "audit/kt_audit.h"
 #include "json/kt_jmem.h"
+#include "parse_body.h"
 
 struct body {
   char *data;
@@ -29,32 +29,14 @@ static int stock; /* cJSON's own parser instead of the webhook's */
 
 static void *worker(void *arg)
 {
-  char err[256];
   for (;;) {
     size_t i = atomic_fetch_add(&next, 1);
     if (i >= total)
       break;
     const struct body *b = &bodies[i % nbodies];
-    cJSON *root, *items;
-    int single;
-    if (stock) {
-      root = cJSON_ParseWithLength(b->data, b->len);
-      items = cJSON_GetObjectItem(root, "items");
-      if (!cJSON_IsArray(items))
-        abort();
-    } else if (kt_audit_parse_doc(b->data, b->len, &root, &items, &single,
-                                  err, sizeof err) != KT_AUDIT_OK) {
+    long n = parse_body(b->data, b->len, stock);
+    if (n < 0)
       abort();
-    }
-    long n = 0;
-    while (cJSON_GetArraySize(items) > 0) {
-      struct kt_audit_event ev;
-      cJSON *it = cJSON_DetachItemFromArray(items, 0);
-      if (kt_audit_event_init(&ev, it, "bench", err, sizeof err) == KT_AUDIT_OK)
-        n++;
-      kt_audit_event_free(&ev);
-    }
-    kt_audit_doc_free(root, 1);
     atomic_fetch_add(&events, n);
   }
   return NULL;

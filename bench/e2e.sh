@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end step of bench/run.sh, repeated: each run starts a fresh
-# kelemetry, sends the load at full speed and prints the rate and the
-# server's CPU per event; the median closes. This machine's timings vary
-# by ±10 % from run to run: compare medians.
+# kelemetry, sends the load at full speed and prints the rate, the
+# server's CPU and the bytes it wrote per event; the median closes. This
+# machine's timings vary by ±10 % from run to run: compare medians.
 # Usage: bench/e2e.sh [EVENTS] [RUNS]   (BENCH_FLAGS adds kelemetry flags)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +22,11 @@ for i in $(seq 1 "$runs"); do
   rate=$("$build"/bench_webhook "$load" 18480 18490 --conns 4 |
          sed -n 's/^end to end.*: \([0-9]*\) events.*/\1/p')
   read -r u s < <(awk '{print $14, $15}' /proc/$KPID/stat)
+  wchar=$(awk '/^wchar/{print $2}' /proc/$KPID/io) # every write(), WAL and checkpoints
   kill -INT $KPID; wait $KPID || true
   ticks=$(getconf CLK_TCK)
-  echo "run $i: $rate events/s, server CPU $(( (u + s) * 1000000 / ticks / events )) us/event"
+  echo "run $i: $rate events/s, server CPU $(( (u + s) * 1000000 / ticks / events )) us/event," \
+       "written $(( wchar / events )) bytes/event"
   rates+=("$rate")
 done
 printf '%s\n' "${rates[@]}" | sort -n | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; print "median: " m " events/s over " NR " runs"}'

@@ -102,15 +102,21 @@ struct kt__op {
   int64_t expires_us;
 };
 
-/* Writes one batch (ops in put order, n of them, spans of them spans) in
- * the writer thread. Retries are the backend's business; when it gives the
- * writes up it calls kt__wq_set_failed. */
+/* A kt_store_after_commit call, waiting for the main lane's op seq to be
+ * committed. Not counted against the queue's limit: one is registered per
+ * webhook request once its events are processed, and it waits only for the
+ * ops queued before it (at most the limit), so the calls are as many as
+ * the requests finished while those commit. */
 struct kt__call {
   struct kt__call *next;
   uint64_t seq;
   void (*fn)(void *arg, int ok);
   void *arg;
 };
+
+/* Writes one batch (ops in put order, n of them, spans of them spans) in
+ * the writer thread. Retries are the backend's business; when it gives the
+ * writes up it calls kt__wq_set_failed. */
 typedef void kt__wq_commit_fn(void *ud, struct kt__op *batch, size_t n,
                               size_t spans);
 
@@ -131,9 +137,7 @@ struct kt__wq {
   int closing;
   int failed; /* writes were given up: nothing is durable any more */
   int rows_only; /* span ops carry row, not span; set before kt__wq_start */
-  /* After-commit calls, in the order registered; each runs once the main
-   * lane's op number seq is committed (kt_store_after_commit). */
-  struct kt__call *calls, *calls_tail;
+  struct kt__call *calls, *calls_tail; /* in the order registered */
   pthread_t writer;
   kt__wq_commit_fn *commit;
   void *ud;
