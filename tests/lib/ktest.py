@@ -3,6 +3,7 @@ loopback ports with a fresh data directory, talk HTTP to it, stop it."""
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -98,8 +99,29 @@ class Kelemetry:
         self.flags = list(flags)
         self.preexec = preexec  # runs in the child before exec (limits)
         self.proc = None
+        self.log = None
 
     def start(self):
+        # A port free when picked can be taken by another test's process
+        # before this one binds it (slow starts under valgrind, tests in
+        # parallel): that port is picked again and the start retried, a
+        # bounded number of times. (A test that already handed the port to
+        # someone else, e.g. a fake apiserver's webhook URL, fails as before.)
+        for _ in range(3):
+            try:
+                return self._start()
+            except RuntimeError as e:
+                m = re.search(r"cannot listen on [0-9.]+:([0-9]+): port in use", str(e))
+                if not m:
+                    raise
+                self.log.close()
+                taken = int(m.group(1))
+                self.http, self.query, self.metrics = [
+                    free_port() if p == taken else p
+                    for p in (self.http, self.query, self.metrics)]
+        return self._start()
+
+    def _start(self):
         args = [BIN, "--data-dir", self.dir, "--http-address", "127.0.0.1",
                 "--http-port", str(self.http), "--query-address", "127.0.0.1",
                 "--query-port", str(self.query), "--metrics-address", "127.0.0.1",
@@ -130,7 +152,8 @@ class Kelemetry:
             rc = self.proc.wait(timeout=slow(30))
         else:
             rc = self.proc.returncode if self.proc else 0
-        self.log.close()
+        if self.log:
+            self.log.close()
         text = self.logtext() if self.proc else ""
         vg = vg_report(self.proc.pid) if self.proc else ""
         if "Sanitizer" in text or "runtime error:" in text or rc == 99 or vg:
