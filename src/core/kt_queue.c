@@ -144,6 +144,15 @@ struct kt_queue_item *kt_queue_pop(struct kt_queue *q, size_t part)
   return it;
 }
 
+struct kt_queue_item *kt_queue_peek(struct kt_queue *q, size_t part)
+{
+  struct part *p = &q->parts[part % q->npart];
+  pthread_mutex_lock(&p->mu);
+  struct kt_queue_item *it = p->head;
+  pthread_mutex_unlock(&p->mu);
+  return it;
+}
+
 void kt_queue_wait_idle(struct kt_queue *q)
 {
   pthread_mutex_lock(&q->mu);
