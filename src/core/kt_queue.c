@@ -144,11 +144,14 @@ struct kt_queue_item *kt_queue_pop(struct kt_queue *q, size_t part)
   return it;
 }
 
-struct kt_queue_item *kt_queue_peek(struct kt_queue *q, size_t part)
+struct kt_queue_item *kt_queue_peek(struct kt_queue *q, size_t part,
+                                    size_t skip)
 {
   struct part *p = &q->parts[part % q->npart];
   pthread_mutex_lock(&p->mu);
   struct kt_queue_item *it = p->head;
+  while (it && skip--)
+    it = it->_next;
   pthread_mutex_unlock(&p->mu);
   return it;
 }

@@ -397,6 +397,14 @@ static const char *snapshot_delete(struct kt_decorator *d,
   return "hit";
 }
 
+void kt_decorator_prefetch(struct kt_decorator *d,
+                           const struct kt_audit_event *ev, const char *objkey)
+{
+  if (d->dc && ev->code < 300 &&
+      (!strcmp(ev->verb, "update") || !strcmp(ev->verb, "patch")))
+    kt_diffcache_prefetch(d->dc, objkey);
+}
+
 void kt_decorator_remember(struct kt_decorator *d, struct kt_audit_event *ev,
                            const char *objkey)
 {

@@ -40,6 +40,10 @@ int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
                        const char *objkey, struct kt_span *span, int *remember);
 /* Moves the event's body (its responseObject tree) into the cache: the
  * event no longer has it afterwards. */
+/* Brings what kt_decorator_apply will read for ev (the previous version
+ * of an updated object) into the caches; called an event ahead. */
+void kt_decorator_prefetch(struct kt_decorator *d,
+                           const struct kt_audit_event *ev, const char *objkey);
 void kt_decorator_remember(struct kt_decorator *d, struct kt_audit_event *ev,
                            const char *objkey);
 

@@ -188,10 +188,6 @@ int kt_diffcache_take(struct kt_diffcache *dc, const char *key, cJSON **tree,
   struct body *b = kt_map_get(&dc->map, key);
   if (b) {
     *tree = b->tree;
-    /* The block is cold (written an update ago); the diff walks all of
-     * it in order: ask for every line now, not one miss at a time. */
-    for (size_t off = 0; off < b->bytes; off += 64)
-      __builtin_prefetch((const char *)b->tree + off);
     b->tree = NULL;
     snprintf(rvbuf, rvlen, "%s", b->rv);
     drop(dc, b);
@@ -200,6 +196,18 @@ int kt_diffcache_take(struct kt_diffcache *dc, const char *key, cJSON **tree,
   }
   pthread_mutex_unlock(&dc->mu);
   return load_persisted(dc, key, tree, rvbuf, rvlen, 1);
+}
+
+/* The block is cold (written an update ago) and the diff walks all of it
+ * in order: every line is asked for at once, not one miss at a time. */
+void kt_diffcache_prefetch(struct kt_diffcache *dc, const char *key)
+{
+  pthread_mutex_lock(&dc->mu);
+  struct body *b = kt_map_get(&dc->map, key);
+  const char *t = b ? (const char *)b->tree : NULL;
+  for (size_t off = 0; t && off < b->bytes; off += 64)
+    __builtin_prefetch(t + off);
+  pthread_mutex_unlock(&dc->mu);
 }
 
 int kt_diffcache_get(struct kt_diffcache *dc, const char *key, cJSON **copy,

@@ -33,6 +33,9 @@ int kt_diffcache_put(struct kt_diffcache *dc, const char *key, const char *rv,
  * to get an ordinary tree). rv copied into rvbuf. 0 or -ENOENT. */
 int kt_diffcache_take(struct kt_diffcache *dc, const char *key, cJSON **tree,
                       char *rvbuf, size_t rvlen);
+/* Asks the CPU to bring key's body into the caches (no-op if absent): a
+ * consumer calls it an event ahead of kt_diffcache_take. */
+void kt_diffcache_prefetch(struct kt_diffcache *dc, const char *key);
 /* A deep copy, an ordinary tree (caller cJSON_Deletes). 0 or -ENOENT. */
 int kt_diffcache_get(struct kt_diffcache *dc, const char *key, cJSON **copy,
                      char *rvbuf, size_t rvlen);

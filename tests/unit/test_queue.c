@@ -21,20 +21,23 @@ static void test_order_bound_peek(void **state)
   struct kt_queue *q;
   struct ev e[4] = {{.n = 0}, {.n = 1}, {.n = 2}, {.n = 3}};
   assert_int_equal(kt_queue_new(2, 3, &q), 0);
-  assert_null(kt_queue_peek(q, 0)); /* empty: NULL at once, no wait */
+  assert_null(kt_queue_peek(q, 0, 0)); /* empty: NULL at once, no wait */
   assert_int_equal(kt_queue_reserve(q, 3), 0);
   assert_int_equal(kt_queue_reserve(q, 1), -EAGAIN); /* the bound */
   kt_queue_push(q, 0, &e[0].q);
   kt_queue_push(q, 1, &e[1].q);
   kt_queue_push(q, 0, &e[2].q);
-  /* The peek shows what the pop returns next and leaves it queued. */
-  assert_ptr_equal(kt_queue_peek(q, 0), &e[0].q);
-  assert_ptr_equal(kt_queue_peek(q, 0), &e[0].q);
+  /* The peek shows what the pop returns next (or after skip others) and
+   * leaves it queued. */
+  assert_ptr_equal(kt_queue_peek(q, 0, 1), &e[2].q);
+  assert_null(kt_queue_peek(q, 0, 2));
+  assert_ptr_equal(kt_queue_peek(q, 0, 0), &e[0].q);
+  assert_ptr_equal(kt_queue_peek(q, 0, 0), &e[0].q);
   assert_ptr_equal(kt_queue_pop(q, 0), &e[0].q);
-  assert_ptr_equal(kt_queue_peek(q, 0), &e[2].q);
+  assert_ptr_equal(kt_queue_peek(q, 0, 0), &e[2].q);
   assert_ptr_equal(kt_queue_pop(q, 0), &e[2].q);
-  assert_null(kt_queue_peek(q, 0));
-  assert_ptr_equal(kt_queue_peek(q, 1), &e[1].q);
+  assert_null(kt_queue_peek(q, 0, 0));
+  assert_ptr_equal(kt_queue_peek(q, 1, 0), &e[1].q);
   assert_ptr_equal(kt_queue_pop(q, 1), &e[1].q);
   /* Popped is not done: the room comes back with kt_queue_done. */
   assert_int_equal(kt_queue_depth(q), 3);
