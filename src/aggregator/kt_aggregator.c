@@ -405,7 +405,7 @@ static int get_or_create_pseudo(struct kt_aggregator *a,
       free(val);
       kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "fetch"});
       if (rc == 0 && r->obj->recovered && a->store_spans &&
-          !kt_store_has_span(a->store, out->trace, out->span)) {
+          !kt_store_has_span(a->store, out->trace, out->span, r->obj->name)) {
         kt_metric_inc(a->m_lazy, (const char *const[]){r->type, "repair"});
         *created = 1; /* its link spans may be lost with it */
         return create_pseudo(a, r, key, out);
@@ -612,7 +612,7 @@ int kt_aggregator_has_event(struct kt_aggregator *a,
   window_key(okey, "object", (long long)(t_us / a->o.span_ttl_us), key,
              sizeof key);
   key_trace_id(key, trace);
-  return kt_store_has_span(a->store, trace, span_id);
+  return kt_store_has_span(a->store, trace, span_id, obj->name);
 }
 
 int kt_aggregator_send(struct kt_aggregator *a, const struct kt_object *obj,

@@ -83,9 +83,9 @@ int64_t kt_store_retain(struct kt_store *st, int64_t before_us)
 }
 
 int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],
-                      uint64_t span_id)
+                      uint64_t span_id, const char *name)
 {
-  return st->ops->has_span(st, trace_id, span_id);
+  return st->ops->has_span(st, trace_id, span_id, name);
 }
 
 int kt_store_clusters(struct kt_store *st,

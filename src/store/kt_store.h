@@ -106,9 +106,11 @@ int kt_store_find(struct kt_store *st, const struct kt_store_query *q,
  * before before_us; PostgreSQL drops the whole time partitions that end
  * before it (and creates the coming ones). */
 int64_t kt_store_retain(struct kt_store *st, int64_t before_us);
-/* 1 when the span is stored (committed), else 0. */
+/* 1 when the span is stored (committed), else 0. name: the span's "name"
+ * tag, which makes the lookup exact in SQLite; NULL when unknown (then the
+ * trace's index entries are scanned). */
 int kt_store_has_span(struct kt_store *st, const uint8_t trace_id[16],
-                      uint64_t span_id);
+                      uint64_t span_id, const char *name);
 /* Calls fn for each distinct cluster name that has spans. */
 int kt_store_clusters(struct kt_store *st,
                       void (*fn)(const char *cluster, void *ud), void *ud);

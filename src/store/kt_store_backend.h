@@ -27,7 +27,7 @@ struct kt_store_ops {
               struct kt_trace_ref **out, size_t *n);
   int64_t (*retain)(struct kt_store *st, int64_t before_us);
   int (*has_span)(struct kt_store *st, const uint8_t trace_id[16],
-                  uint64_t span_id);
+                  uint64_t span_id, const char *name);
   int (*clusters)(struct kt_store *st,
                   void (*fn)(const char *cluster, void *ud), void *ud);
   int64_t (*count)(struct kt_store *st);

@@ -1271,8 +1271,9 @@ static int64_t query_int(struct pg *p, const char *sql, const struct params *ps)
 }
 
 static int pg_has_span(struct kt_store *b, const uint8_t trace_id[16],
-                       uint64_t span_id)
+                       uint64_t span_id, const char *name)
 {
+  (void)name; /* (trace_id, span_id) is the primary key here */
   const char *v[2];
   int len[2], fmt[2];
   Oid type[2];

@@ -10,7 +10,14 @@
  * lets them run during writes.
  *
  * A span row keeps the key tags in columns (indexed for searches) and all
- * tags and logs in the body encoded by kt_store.c. */
+ * tags and logs in the body encoded by kt_store.c.
+ *
+ * Indexes: every random-keyed index costs each insert a leaf page of its
+ * own (~3 us of CPU per span, measured), so spans have one: spans_key,
+ * (trace id, name, span id), which fetches a trace, finds one object's
+ * spans in it and makes puts idempotent. Searches naming an object go
+ * through its `object` spans, one per window (spans_windows, a partial
+ * index), then spans_key; schema 1 indexed every span by object as well. */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "store/kt_store_backend.h"
 
@@ -26,7 +33,7 @@
 #include "core/kt_metrics.h"
 #include "core/kt_time.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct sq {
   struct kt_store base;
@@ -44,12 +51,13 @@ struct sq {
   sqlite3_stmt *ins_span, *ins_kv, *del_kv;
   /* On rdb, under rmu, asked per event (a replay's duplicate check, the
    * span cache's misses): prepared once. */
-  sqlite3_stmt *has_span, *kv_get;
+  sqlite3_stmt *has_span, *has_span_any, *kv_get;
   struct kt_metric *m_written, *m_errors;
   struct kt_series *s_batch;
 };
 
 #define SQ(b) ((struct sq *)(b))
+#define KEY_NAME 4 /* kt__store_key_tags[4], the name column */
 
 static const char *schema =
     /* A rowid table: span bodies are kilobytes, which WITHOUT ROWID
@@ -60,14 +68,19 @@ static const char *schema =
     " operation TEXT NOT NULL, start_us INTEGER NOT NULL,"
     " end_us INTEGER NOT NULL, cluster TEXT, grp TEXT, resource TEXT,"
     " namespace TEXT, name TEXT, body BLOB NOT NULL);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS spans_id ON spans(trace_id, span_id);"
-    "CREATE INDEX IF NOT EXISTS spans_object ON spans"
-    " (cluster, resource, name, namespace, start_us);"
+    /* A span's name never changes, so it can sit in the unique key (a
+     * span without one has ''). */
+    "CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans(trace_id, name, span_id);"
+    "CREATE INDEX IF NOT EXISTS spans_windows ON spans"
+    " (cluster, resource, name, namespace, end_us) WHERE service = 'object';"
     "CREATE INDEX IF NOT EXISTS spans_resource ON spans (cluster, resource, start_us);"
     "CREATE INDEX IF NOT EXISTS spans_roots ON spans(end_us) WHERE parent_id = 0;"
     "CREATE TABLE IF NOT EXISTS kv(ns TEXT NOT NULL, key TEXT NOT NULL,"
     " value BLOB NOT NULL, expires_us INTEGER NOT NULL,"
-    " PRIMARY KEY(ns, key)) WITHOUT ROWID;";
+    " PRIMARY KEY(ns, key)) WITHOUT ROWID;"
+    /* schema 1's */
+    "DROP INDEX IF EXISTS spans_id;"
+    "DROP INDEX IF EXISTS spans_object;";
 
 /* ---- open ------------------------------------------------------------- */
 
@@ -113,9 +126,16 @@ static int check_schema(sqlite3 *db, const char *path)
              path, version, SCHEMA_VERSION);
     return -EPROTO;
   }
-  if (exec(db, schema))
+  if (version == 1)
+    kt_info("store: %s: building schema 2's indexes (once; a minute per "
+            "~10 million spans)", path);
+  /* In one transaction: a migration cut short leaves schema 1 whole. */
+  if (exec(db, "BEGIN") || exec(db, schema) ||
+      exec(db, "PRAGMA user_version = 2") || exec(db, "COMMIT")) {
+    exec(db, "ROLLBACK");
     return -EIO;
-  return exec(db, "PRAGMA user_version = 1");
+  }
+  return 0;
 }
 
 static int prepare(struct sq *st)
@@ -125,7 +145,7 @@ static int prepare(struct sq *st)
    * a statement journal: 7 % more writer CPU and ~25 % more bytes. */
   int rc = sqlite3_prepare_v2(st->wdb,
       "INSERT INTO spans VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
-      " ON CONFLICT(trace_id, span_id) DO UPDATE SET"
+      " ON CONFLICT(trace_id, name, span_id) DO UPDATE SET"
       " parent_id = excluded.parent_id, service = excluded.service,"
       " operation = excluded.operation, start_us = excluded.start_us,"
       " end_us = excluded.end_us, cluster = excluded.cluster, grp = excluded.grp,"
@@ -136,8 +156,11 @@ static int prepare(struct sq *st)
   rc = rc ? rc : sqlite3_prepare_v2(st->wdb,
       "DELETE FROM kv WHERE ns = ? AND key = ?", -1, &st->del_kv, NULL);
   rc = rc ? rc : sqlite3_prepare_v2(st->rdb,
+      "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ? AND name = ?",
+      -1, &st->has_span, NULL);
+  rc = rc ? rc : sqlite3_prepare_v2(st->rdb,
       "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ?", -1,
-      &st->has_span, NULL);
+      &st->has_span_any, NULL);
   rc = rc ? rc : sqlite3_prepare_v2(st->rdb,
       "SELECT value FROM kv WHERE ns = ? AND key = ?"
       " AND (expires_us = 0 OR expires_us > ?)", -1, &st->kv_get, NULL);
@@ -177,8 +200,8 @@ static int write_span(struct sq *st, const struct kt__op *op)
   sqlite3_bind_int64(q, 6, r->start_us);
   sqlite3_bind_int64(q, 7, r->end_us);
   for (int i = 0; i < 5; i++) {
-    if (r->key[i])
-      sqlite3_bind_text(q, 8 + i, r->key[i], -1, SQLITE_STATIC);
+    if (r->key[i] || i == KEY_NAME) /* name: part of the unique key */
+      sqlite3_bind_text(q, 8 + i, r->key[i] ? r->key[i] : "", -1, SQLITE_STATIC);
     else
       sqlite3_bind_null(q, 8 + i);
   }
@@ -336,6 +359,7 @@ static void sq_free(struct sq *st)
   sqlite3_finalize(st->ins_kv);
   sqlite3_finalize(st->del_kv);
   sqlite3_finalize(st->has_span);
+  sqlite3_finalize(st->has_span_any);
   sqlite3_finalize(st->kv_get);
   sqlite3_close(st->wdb);
   sqlite3_close(st->cdb);
@@ -419,11 +443,12 @@ static void where_eq(struct sql *s, const char *col, const char *val)
   s->binds[s->nbind++] = val;
 }
 
-/* Builds the WHERE clause shared by both search shapes. */
+/* Builds the WHERE clause of a span search (its 4 leading parameters are
+ * bound by bind_where). */
 static void build_where(struct sql *s, const struct kt_store_query *q)
 {
   s->len += (size_t)snprintf(s->text + s->len, sizeof s->text - s->len,
-                             " WHERE start_us >= ? AND start_us <= ?"
+                             " AND start_us >= ? AND start_us <= ?"
                              " AND end_us - start_us >= ? AND end_us - start_us <= ?");
   where_eq(s, "cluster", q->cluster);
   where_eq(s, "resource", q->resource);
@@ -433,15 +458,16 @@ static void build_where(struct sql *s, const struct kt_store_query *q)
   where_eq(s, "service", q->service);
 }
 
+/* first: the number of the first parameter build_where added. */
 static void bind_where(sqlite3_stmt *st, const struct sql *s,
-                       const struct kt_store_query *q)
+                       const struct kt_store_query *q, int first)
 {
-  sqlite3_bind_int64(st, 1, q->start_us ? q->start_us : INT64_MIN);
-  sqlite3_bind_int64(st, 2, q->end_us ? q->end_us : INT64_MAX);
-  sqlite3_bind_int64(st, 3, q->min_dur_us);
-  sqlite3_bind_int64(st, 4, q->max_dur_us ? q->max_dur_us : INT64_MAX);
+  sqlite3_bind_int64(st, first, q->start_us ? q->start_us : INT64_MIN);
+  sqlite3_bind_int64(st, first + 1, q->end_us ? q->end_us : INT64_MAX);
+  sqlite3_bind_int64(st, first + 2, q->min_dur_us);
+  sqlite3_bind_int64(st, first + 3, q->max_dur_us ? q->max_dur_us : INT64_MAX);
   for (int i = 0; i < s->nbind; i++)
-    sqlite3_bind_text(st, 5 + i, s->binds[i], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, first + 4 + i, s->binds[i], -1, SQLITE_STATIC);
 }
 
 static int tags_match(const struct kt_span *s, const struct kt_store_query *q)
@@ -455,39 +481,119 @@ static int tags_match(const struct kt_span *s, const struct kt_store_query *q)
 }
 
 
-/* Newest matching spans first; distinct traces until the limit. With tag
- * filters, rows are decoded and checked here. */
-static int collect(struct sq *st, const struct kt_store_query *q,
-                   size_t limit, struct kt__refs *r)
+static sqlite3_stmt *prepare_search(struct sq *st, const struct sql *s)
+{
+  sqlite3_stmt *stmt;
+  if (sqlite3_prepare_v2(st->rdb, s->text, -1, &stmt, NULL) == SQLITE_OK)
+    return stmt;
+  kt_error("store: search: %s", sqlite3_errmsg(st->rdb));
+  return NULL;
+}
+
+/* Whether the row (SPAN_COLS) has every tag the query asks for. */
+static int row_tags_match(sqlite3_stmt *stmt, const struct kt_store_query *q)
+{
+  struct kt_span *sp = row_to_span(stmt);
+  int ok = sp && tags_match(sp, q);
+  kt_span_free(sp);
+  return ok;
+}
+
+/* Any span search: newest matching spans first, distinct traces until
+ * the limit. With tag filters, rows are decoded and checked here. */
+static int collect_spans(struct sq *st, const struct kt_store_query *q,
+                         size_t limit, struct kt__refs *r)
 {
   struct sql s = {.len = 0};
-  s.len = (size_t)snprintf(s.text, sizeof s.text, "SELECT %s FROM spans",
+  s.len = (size_t)snprintf(s.text, sizeof s.text, "SELECT %s FROM spans WHERE 1",
                            q->ntags ? SPAN_COLS : "trace_id");
   build_where(&s, q);
   snprintf(s.text + s.len, sizeof s.text - s.len, " ORDER BY start_us DESC");
-  sqlite3_stmt *stmt;
-  if (sqlite3_prepare_v2(st->rdb, s.text, -1, &stmt, NULL) != SQLITE_OK) {
-    kt_error("store: search: %s", sqlite3_errmsg(st->rdb));
+  sqlite3_stmt *stmt = prepare_search(st, &s);
+  if (!stmt)
     return -EIO;
-  }
-  bind_where(stmt, &s, q);
+  bind_where(stmt, &s, q, 1);
   int rc = 0;
   while (r->n < limit && sqlite3_step(stmt) == SQLITE_ROW) {
     const void *tid = sqlite3_column_blob(stmt, 0);
-    if (!tid || sqlite3_column_bytes(stmt, 0) != 16 || kt__refs_has(r, tid))
+    if (!tid || sqlite3_column_bytes(stmt, 0) != 16 || kt__refs_has(r, tid) ||
+        (q->ntags && !row_tags_match(stmt, q)))
       continue;
-    if (q->ntags) {
-      struct kt_span *sp = row_to_span(stmt);
-      int ok = sp && tags_match(sp, q);
-      kt_span_free(sp);
-      if (!ok)
-        continue;
-    }
     if ((rc = kt__refs_add(r, tid)))
       break;
   }
   sqlite3_finalize(stmt);
   return rc;
+}
+
+/* Whether trace tid has a span of the query's object matching it all (s:
+ * the statement's text without the name, which is bound second). */
+static int window_matches(sqlite3_stmt *in, const struct sql *s,
+                          const struct kt_store_query *q, const void *tid)
+{
+  int found = 0;
+  sqlite3_bind_blob(in, 1, tid, 16, SQLITE_TRANSIENT);
+  sqlite3_bind_text(in, 2, q->name, -1, SQLITE_STATIC);
+  bind_where(in, s, q, 3);
+  while (!found && sqlite3_step(in) == SQLITE_ROW)
+    found = !q->ntags || row_tags_match(in, q);
+  sqlite3_reset(in);
+  return found;
+}
+
+/* A search naming an object (cluster, resource, name): every span of an
+ * object is in the trace of the object's `object` span for its window
+ * (the aggregator puts it there), so its windows are listed, newest first
+ * (spans_windows), and each window's trace is searched for the object's
+ * matching spans (spans_key). A window [start, end) can hold spans that
+ * start in the range only if it ends after the range's start and starts
+ * before its end. */
+static int collect_windows(struct sq *st, const struct kt_store_query *q,
+                           size_t limit, struct kt__refs *r)
+{
+  struct sql w = {.len = 0}, s = {.len = 0};
+  w.len = (size_t)snprintf(w.text, sizeof w.text,
+      "SELECT trace_id FROM spans INDEXED BY spans_windows"
+      " WHERE service = 'object' AND end_us >= ?1 AND start_us <= ?2");
+  where_eq(&w, "cluster", q->cluster);
+  where_eq(&w, "resource", q->resource);
+  where_eq(&w, "name", q->name);
+  where_eq(&w, "namespace", q->namespace);
+  where_eq(&w, "grp", q->group);
+  snprintf(w.text + w.len, sizeof w.text - w.len, " ORDER BY end_us DESC");
+  s.len = (size_t)snprintf(s.text, sizeof s.text,
+      "SELECT %s FROM spans INDEXED BY spans_key WHERE trace_id = ? AND name = ?",
+      q->ntags ? SPAN_COLS : "trace_id");
+  struct kt_store_query nameless = *q;
+  nameless.name = NULL; /* bound second, above */
+  build_where(&s, &nameless);
+  sqlite3_stmt *wins = prepare_search(st, &w), *in = wins ? prepare_search(st, &s) : NULL;
+  if (!in) {
+    sqlite3_finalize(wins);
+    return -EIO;
+  }
+  sqlite3_bind_int64(wins, 1, q->start_us ? q->start_us : INT64_MIN);
+  sqlite3_bind_int64(wins, 2, q->end_us ? q->end_us : INT64_MAX);
+  for (int i = 0; i < w.nbind; i++)
+    sqlite3_bind_text(wins, 3 + i, w.binds[i], -1, SQLITE_STATIC);
+  int rc = 0;
+  while (!rc && r->n < limit && sqlite3_step(wins) == SQLITE_ROW) {
+    const void *tid = sqlite3_column_blob(wins, 0);
+    if (tid && sqlite3_column_bytes(wins, 0) == 16 && !kt__refs_has(r, tid) &&
+        window_matches(in, &s, q, tid))
+      rc = kt__refs_add(r, tid);
+  }
+  sqlite3_finalize(in);
+  sqlite3_finalize(wins);
+  return rc;
+}
+
+static int collect(struct sq *st, const struct kt_store_query *q,
+                   size_t limit, struct kt__refs *r)
+{
+  return q->cluster && q->resource && q->name
+             ? collect_windows(st, q, limit, r)
+             : collect_spans(st, q, limit, r);
 }
 
 static void fill_roots(struct sq *st, struct kt__refs *r)
@@ -565,13 +671,15 @@ static int64_t sq_retain(struct kt_store *b, int64_t before_us)
 }
 
 static int sq_has_span(struct kt_store *b, const uint8_t trace_id[16],
-                      uint64_t span_id)
+                      uint64_t span_id, const char *name)
 {
   struct sq *st = SQ(b);
-  sqlite3_stmt *q = st->has_span;
+  sqlite3_stmt *q = name ? st->has_span : st->has_span_any;
   pthread_mutex_lock(&st->rmu);
   sqlite3_bind_blob(q, 1, trace_id, 16, SQLITE_STATIC);
   sqlite3_bind_int64(q, 2, (sqlite3_int64)span_id);
+  if (name)
+    sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
   int found = sqlite3_step(q) == SQLITE_ROW;
   sqlite3_reset(q);
   pthread_mutex_unlock(&st->rmu);

@@ -33,9 +33,9 @@ static void test_retain_whole_traces(void **state)
   assert_int_equal(kt_store_retain(st, 2000), 2);
   uint8_t t[16];
   memset(t, 0x90, 16);
-  assert_false(kt_store_has_span(st, t, 2));
+  assert_false(kt_store_has_span(st, t, 2, NULL));
   memset(t, 0x91, 16);
-  assert_true(kt_store_has_span(st, t, 1));
+  assert_true(kt_store_has_span(st, t, 1, NULL));
   assert_int_equal(kt_store_count(st) - before, 1);
   kt_store_close(st);
 }
@@ -63,30 +63,79 @@ static size_t find_n(struct kt_store *st, const char *name)
   return n;
 }
 
+static size_t find_range(struct kt_store *st, const char *name,
+                         const char *service, int64_t start, int64_t end)
+{
+  struct kt_store_query q = {.cluster = "c1", .resource = "pods", .name = name,
+                             .service = service, .start_us = start, .end_us = end};
+  struct kt_trace_ref *refs;
+  size_t n;
+  assert_int_equal(kt_store_find(st, &q, &refs, &n), 0);
+  free(refs);
+  return n;
+}
+
+/* A span written again (a redelivery, a replay) is rewritten in place and
+ * searches see its new times. */
 static void test_rewrite_moves_in_searches(void **state)
 {
   struct kt_store *st = open_store();
   int64_t before = kt_store_count(st);
-  kt_store_put(st, make(0xa0, 5, "first-name", 7000000, 10));
+  kt_store_put(st, window(0xa0, 99, "moved", 7000000, 1000000));
+  kt_store_put(st, make(0xa0, 5, "moved", 7000000, 10));
   assert_int_equal(kt_store_flush(st), 0);
-  assert_int_equal(find_n(st, "first-name"), 1);
-  struct kt_span *s = make(0xa0, 5, "second-name", 7000100, 10);
+  assert_int_equal(find_range(st, "moved", "audit", 7000000, 7000050), 1);
+  struct kt_span *s = make(0xa0, 5, "moved", 7000100, 10);
   free(s->operation);
   s->operation = strdup("bob patch");
   kt_store_put(st, s);
   assert_int_equal(kt_store_flush(st), 0);
-  assert_int_equal(kt_store_count(st) - before, 1);
-  assert_int_equal(find_n(st, "first-name"), 0);
-  assert_int_equal(find_n(st, "second-name"), 1);
-  struct kt_span_vec v = {0};
+  assert_int_equal(kt_store_count(st) - before, 2);
+  assert_int_equal(find_range(st, "moved", "audit", 7000000, 7000050), 0);
+  assert_int_equal(find_range(st, "moved", "audit", 7000090, 7000200), 1);
   uint8_t t[16];
   memset(t, 0xa0, 16);
+  assert_true(kt_store_has_span(st, t, 5, "moved"));
+  assert_false(kt_store_has_span(st, t, 5, "other"));
+  struct kt_span_vec v = {0};
   assert_int_equal(kt_store_get_trace(st, t, &v), 0);
-  assert_int_equal(v.n, 1);
-  assert_int_equal(v.v[0]->start_us, 7000100);
-  assert_string_equal(v.v[0]->operation, "bob patch");
-  assert_string_equal(kt_span_tag(v.v[0], "name"), "second-name");
+  assert_int_equal(v.n, 2);
+  assert_int_equal(v.v[1]->start_us, 7000100);
+  assert_string_equal(v.v[1]->operation, "bob patch");
   kt_span_vec_free(&v);
+  kt_store_close(st);
+}
+
+/* Searches naming an object look in its windows' traces: a span is found
+ * when its own start is in the range, in whichever window; an object with
+ * no window in the range is not looked at. */
+static void test_search_through_windows(void **state)
+{
+  struct kt_store *st = open_store();
+  for (int w = 0; w < 3; w++) { /* windows [10 s, 11 s), [11, 12), [12, 13) */
+    int64_t ws = 10000000 + w * 1000000;
+    kt_store_put(st, window((uint8_t)(0xd0 + w), 1, "win-pod", ws, 1000000));
+    kt_store_put(st, make((uint8_t)(0xd0 + w), 2, "win-pod", ws + 999000, 10));
+  }
+  kt_store_put(st, make(0xd1, 3, "linked-pod", 11500000, 10)); /* no window */
+  assert_int_equal(kt_store_flush(st), 0);
+  assert_int_equal(find_range(st, "win-pod", "audit", 10999000, 10999000), 1);
+  assert_int_equal(find_range(st, "win-pod", "audit", 10999000, 11999000), 2);
+  assert_int_equal(find_range(st, "win-pod", "audit", 11000000, 11998999), 0);
+  assert_int_equal(find_range(st, "win-pod", NULL, 0, 0), 3);
+  assert_int_equal(find_range(st, "win-pod", "object", 11000000, 11000000), 1);
+  assert_int_equal(find_range(st, "win-pod", "audit", 20000000, 30000000), 0);
+  assert_int_equal(find_range(st, "linked-pod", NULL, 0, 0), 0);
+  /* newest window first */
+  struct kt_store_query q = {.cluster = "c1", .resource = "pods",
+                             .name = "win-pod", .limit = 2};
+  struct kt_trace_ref *refs;
+  size_t n;
+  assert_int_equal(kt_store_find(st, &q, &refs, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(refs[0].trace_id[0], 0xd2);
+  assert_int_equal(refs[1].trace_id[0], 0xd1);
+  free(refs);
   kt_store_close(st);
 }
 
@@ -126,6 +175,10 @@ static void test_v1_database_opens(void **state)
   sqlite3_bind_blob(q, 1, s->trace_id, 16, SQLITE_STATIC);
   sqlite3_bind_blob(q, 2, body, (int)len, SQLITE_STATIC);
   assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+  assert_int_equal(sqlite3_exec(db,
+      "INSERT INTO spans SELECT trace_id, 7, 0, 'object', 'pods/old-pod', 7000000,"
+      " 9000000, cluster, grp, resource, namespace, name, body FROM spans",
+      NULL, NULL, NULL), SQLITE_OK);
   sqlite3_finalize(q);
   assert_int_equal(sqlite3_exec(db, "INSERT INTO kv VALUES('spancache','k','v',0)",
                                 NULL, NULL, NULL), SQLITE_OK);
@@ -137,22 +190,33 @@ static void test_v1_database_opens(void **state)
   assert_int_equal(kt_store_open_sqlite(old, &o, &st), 0);
   struct kt_span_vec v = {0};
   assert_int_equal(kt_store_get_trace(st, s->trace_id, &v), 0);
-  assert_int_equal(v.n, 1);
-  assert_string_equal(v.v[0]->logs[0].msg, s->logs[0].msg);
+  assert_int_equal(v.n, 2); /* the window, then the span */
+  assert_string_equal(v.v[1]->logs[0].msg, s->logs[0].msg);
   kt_span_vec_free(&v);
-  assert_int_equal(find_n(st, "old-pod"), 1);
+  assert_int_equal(find_n(st, "old-pod"), 1); /* through schema 2's indexes */
   char *val;
   assert_int_equal(kt_store_kv_get(st, "spancache", "k", &val, &len), 0);
   assert_string_equal(val, "v");
   free(val);
-  /* the same span again, renamed: rewritten in place, not duplicated */
-  kt_store_put(st, make(0xb1, 1, "new-pod", 8000000, 10));
+  /* the same span again, moved: rewritten in place, not duplicated */
+  kt_store_put(st, make(0xb1, 1, "old-pod", 8500000, 10));
   assert_int_equal(kt_store_flush(st), 0);
-  assert_int_equal(kt_store_count(st), 1);
-  assert_int_equal(find_n(st, "old-pod"), 0);
-  assert_int_equal(find_n(st, "new-pod"), 1);
+  assert_int_equal(kt_store_count(st), 2);
+  assert_int_equal(find_range(st, "old-pod", "audit", 8000000, 8000000), 0);
+  assert_int_equal(find_range(st, "old-pod", "audit", 8500000, 8500000), 1);
   kt_store_close(st);
   kt_span_free(s);
+  /* schema 1's per-span object index is gone, schema 2's are there */
+  assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db,
+      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+      " WHERE type = 'index' AND tbl_name = 'spans' ORDER BY name)", -1, &q, NULL),
+      SQLITE_OK);
+  assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(q, 0),
+                      "spans_key,spans_resource,spans_roots,spans_windows");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
 }
 
 static void test_batch_wait(void **state)
@@ -169,7 +233,7 @@ static void test_batch_wait(void **state)
   assert_true(kt_mono_us() - t0 < 5000000);
   uint8_t t[16];
   memset(t, 0xc1, 16);
-  assert_true(kt_store_has_span(st, t, 1));
+  assert_true(kt_store_has_span(st, t, 1, NULL));
   kt_store_close(st);
   /* without a flush, a lone span is committed once the wait is over */
   o.batch_wait_us = 30000;
@@ -178,7 +242,7 @@ static void test_batch_wait(void **state)
   memset(t, 0xc2, 16);
   int seen = 0;
   for (int i = 0; i < 300 && !seen; i++) { /* at most 3 s */
-    seen = kt_store_has_span(st, t, 1);
+    seen = kt_store_has_span(st, t, 1, NULL);
     if (!seen) {
       struct timespec ts = {0, 10000000};
       nanosleep(&ts, NULL);
@@ -208,11 +272,11 @@ static void test_durable_put_goes_first(void **state)
   free(v);
   uint8_t t[16];
   memset(t, 0xd1, 16);
-  assert_false(kt_store_has_span(st, t, 1)); /* still in its batch */
+  assert_false(kt_store_has_span(st, t, 1, NULL)); /* still in its batch */
   kt_store_kv_del(st, "inbox", "k1");
   assert_int_equal(kt_store_kv_put_durable(st, "inbox", "k2", "b2", 2), 0);
   assert_int_equal(kt_store_flush(st), 0);
-  assert_true(kt_store_has_span(st, t, 1));
+  assert_true(kt_store_has_span(st, t, 1, NULL));
   assert_int_equal(kt_store_kv_get(st, "inbox", "k1", &v, &len), -ENOENT);
   assert_int_equal(kt_store_kv_get(st, "inbox", "k2", &v, &len), 0);
   free(v);
@@ -231,7 +295,7 @@ static void after_cb(void *arg, int ok)
   memset(t, 0xd2, 16);
   a->calls++;
   a->ok = ok;
-  a->stored = kt_store_has_span(a->st, t, 1);
+  a->stored = kt_store_has_span(a->st, t, 1, NULL);
 }
 
 /* An after-commit call runs once what was put before it is committed
@@ -270,6 +334,7 @@ int main(void)
       cmocka_unit_test(test_retain_whole_traces),
       cmocka_unit_test(test_not_a_database),
       cmocka_unit_test(test_rewrite_moves_in_searches),
+      cmocka_unit_test(test_search_through_windows),
       cmocka_unit_test(test_v1_database_opens),
       cmocka_unit_test(test_batch_wait),
       cmocka_unit_test(test_durable_put_goes_first),
