@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,34 @@ static void put(struct out *o, const char *s, size_t n)
   }
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether one of the 8 bytes of w must be escaped: a control (< 0x20), a
+ * quote or a backslash. Bytes >= 0x80 (UTF-8) never match: for them ~w
+ * clears the high bit. */
+static int needs_escape(uint64_t w)
+{
+  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+  return ((((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) &
+          HIGHS) != 0;
+}
+
+/* The end of the run of bytes at p (n of them to the NUL) that print as
+ * they are; 8 at a time, since diffs carry long annotations. */
+static const unsigned char *plain_run(const unsigned char *p, size_t n)
+{
+  const unsigned char *end = p + n;
+  for (uint64_t w; end - p >= 8; p += 8) {
+    memcpy(&w, p, 8);
+    if (needs_escape(w))
+      break;
+  }
+  while (*p >= 32 && *p != '"' && *p != '\\')
+    p++;
+  return p;
+}
+
 /* A JSON string as cJSON prints it: " \ and controls escaped, the rest
  * (UTF-8 included) as is. */
 static void put_string(struct out *o, const char *s)
@@ -338,10 +367,10 @@ static void put_string(struct out *o, const char *s)
     return;
   char *start = d;
   *d++ = '"';
+  const unsigned char *end = (const unsigned char *)s + n;
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    const unsigned char *q = p; /* a plain run, copied at once */
-    while (*q >= 32 && *q != '"' && *q != '\\')
-      q++;
+    /* a plain run, copied at once */
+    const unsigned char *q = plain_run(p, (size_t)(end - p));
     memcpy(d, p, (size_t)(q - p));
     d += q - p;
     p = q;

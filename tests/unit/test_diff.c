@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,38 @@ static void test_value_printing(void **state)
          "o {\"k\":[1,\"2\"]} -> null\n");
 }
 
+/* Long strings are scanned 8 bytes at a time: every character that needs
+ * an escape, at every offset of a word, still gets it (as cJSON prints). */
+static void test_long_string_escapes(void **state)
+{
+  static const char special[] = {'"', '\\', '\n', 0x01, 0x1f};
+  for (size_t k = 0; k < sizeof special; k++)
+    for (size_t len = 1; len <= 40; len++)
+      for (size_t at = 0; at < len; at++) {
+        char v[48];
+        for (size_t i = 0; i < len; i++) /* plain ASCII and UTF-8 bytes */
+          v[i] = i % 5 == 4 ? (char)0xc3 : i % 5 == 0 && i ? (char)0xa9 : 'a';
+        v[at] = special[k];
+        v[len] = 0;
+        cJSON *x = cJSON_CreateObject(), *y = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "s", v);
+        cJSON_AddStringToObject(y, "s", "");
+        struct kt_diff_list l;
+        kt_diff_list_init(&l, 0);
+        assert_int_equal(kt_diff_compare(x, y, &l), 0);
+        char *got = kt_diff_render(&l);
+        char *want = cJSON_PrintUnformatted(cJSON_GetObjectItem(x, "s"));
+        char line[400];
+        snprintf(line, sizeof line, "s %s -> \"\"\n", want);
+        assert_string_equal(got, line);
+        free(got);
+        free(want);
+        kt_diff_list_free(&l);
+        cJSON_Delete(x);
+        cJSON_Delete(y);
+      }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -114,6 +147,7 @@ int main(void)
       cmocka_unit_test(test_paths),
       cmocka_unit_test(test_type_change_and_limit),
       cmocka_unit_test(test_value_printing),
+      cmocka_unit_test(test_long_string_escapes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
