@@ -162,18 +162,41 @@ static char *decode(struct parser *p, const char *s, const char *q, char *d)
   return d;
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* The first '"' or '\\' in [q, end), or end. Most strings are short and
+ * have no escape: one pass 8 bytes at a time (a byte equal to c is a zero
+ * byte of w ^ c*ONES; the lowest flagged byte is always a true one) where
+ * two memchr calls cost more in setup than in scanning. */
+static const char *quote_or_backslash(const char *q, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  for (; end - q >= 8; q += 8) {
+    uint64_t w, a, b, m;
+    memcpy(&w, q, 8);
+    a = w ^ (ONES * '"');
+    b = w ^ (ONES * '\\');
+    m = (((a - ONES) & ~a) | ((b - ONES) & ~b)) & HIGHS;
+    if (m)
+      return q + (__builtin_ctzll(m) >> 3);
+  }
+#endif
+  while (q < end && *q != '"' && *q != '\\')
+    q++;
+  return q;
+}
+
 /* The string at p->s (its opening quote), allocated; p->s moves past it.
  * Escapes only shrink the text, so its raw length bounds the result. */
 static char *parse_string(struct parser *p)
 {
-  const char *start = p->s + 1, *q = start;
-  int escaped = 0;
-  for (;;) {
+  const char *start = p->s + 1, *q = quote_or_backslash(start, p->end);
+  int escaped = q < p->end && *q == '\\';
+  while (escaped) { /* the closing quote: one not escaped */
     q = memchr(q, '"', (size_t)(p->end - q));
-    if (!q) {
-      fail(p, p->end);
-      return NULL;
-    }
+    if (!q)
+      break;
     /* The quote ends the string unless an odd run of backslashes
      * precedes it. */
     const char *b = q;
@@ -181,10 +204,12 @@ static char *parse_string(struct parser *p)
       b--;
     if (((q - b) & 1) == 0)
       break;
-    escaped = 1;
     q++;
   }
-  escaped = escaped || memchr(start, '\\', (size_t)(q - start)) != NULL;
+  if (!q || q >= p->end) {
+    fail(p, p->end);
+    return NULL;
+  }
   char *d = p->alloc(p->ud, (size_t)(q - start) + 1);
   if (!d) {
     fail(p, start);
