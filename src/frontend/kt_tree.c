@@ -531,8 +531,7 @@ static void group_by_source(struct kt_tree *t, const struct kt_strfilter *f)
       }
       struct kt_log *lg = &s->logs[l];
       kt_span_add_log_fields(g, lg->ts_us, lg->fields, lg->nfields);
-      free(lg->type);
-      free(lg->msg);
+      free(lg->msg); /* its type stays in s's strings */
     }
     s->nlogs = keep;
     if (g)

@@ -247,33 +247,54 @@ static size_t align8(size_t n)
   return (n + 7) & ~(size_t)7;
 }
 
+/* The sizes (strlen + 1) of the strings of a tree in document order:
+ * measured once by tree_size, used again by copy_list (the copy walks in
+ * the same order); past the buffer's end, measured again. */
+struct lens {
+  uint32_t v[1024];
+  size_t n, at;
+};
+
+static size_t measure(struct lens *l, const char *s)
+{
+  if (!s)
+    return 0;
+  size_t n = strlen(s) + 1;
+  if (l->n < sizeof l->v / sizeof l->v[0])
+    l->v[l->n++] = (uint32_t)n;
+  else
+    l->n++; /* counted, not kept */
+  return n;
+}
+
 /* Bytes of the copy; *heap set when a node or string is heap memory. */
-static size_t tree_size(const cJSON *t, int *heap)
+static size_t tree_size(const cJSON *t, int *heap, struct lens *l)
 {
   size_t n = 0;
   for (; t; t = t->next) {
-    n += align8(sizeof *t) + align8(t->string ? strlen(t->string) + 1 : 0) +
-         align8(t->valuestring ? strlen(t->valuestring) + 1 : 0);
+    n += align8(sizeof *t) + align8(measure(l, t->string)) +
+         align8(measure(l, t->valuestring));
     *heap |= !in_range(t) || (t->string && !in_range(t->string)) ||
              (t->valuestring && !in_range(t->valuestring));
     if (t->child)
-      n += tree_size(t->child, heap);
+      n += tree_size(t->child, heap, l);
   }
   return n;
 }
 
-static char *copy_str(char **p, const char *s)
+static char *copy_str(char **p, const char *s, struct lens *l)
 {
   if (!s)
     return NULL;
-  size_t n = strlen(s) + 1;
+  size_t n = l->at < sizeof l->v / sizeof l->v[0] ? l->v[l->at] : strlen(s) + 1;
+  l->at++;
   char *d = memcpy(*p, s, n);
   *p += align8(n);
   return d;
 }
 
 /* Copies the sibling list starting at t; returns its first node. */
-static cJSON *copy_list(const cJSON *t, char **p)
+static cJSON *copy_list(const cJSON *t, char **p, struct lens *l)
 {
   cJSON *first = NULL, *prev = NULL;
   for (; t; t = t->next) {
@@ -281,11 +302,11 @@ static cJSON *copy_list(const cJSON *t, char **p)
     *p += align8(sizeof *n);
     *n = *t;
     n->type &= ~(cJSON_IsReference | cJSON_StringIsConst);
-    n->string = copy_str(p, t->string);
-    n->valuestring = copy_str(p, t->valuestring);
+    n->string = copy_str(p, t->string, l);
+    n->valuestring = copy_str(p, t->valuestring, l);
     n->next = NULL;
     n->prev = prev;
-    n->child = t->child ? copy_list(t->child, p) : NULL;
+    n->child = t->child ? copy_list(t->child, p, l) : NULL;
     if (prev)
       prev->next = n;
     else
@@ -310,15 +331,16 @@ cJSON *kt_jmem_compact(const cJSON *t, size_t *bytes, int *heap)
   root.next = root.prev = NULL;
   root.string = NULL;
   /* The root is copied on the stack: its own memory is judged apart. */
-  size_t n = align8(sizeof root) +
-             align8(root.valuestring ? strlen(root.valuestring) + 1 : 0) +
-             (root.child ? tree_size(root.child, &h) : 0);
+  struct lens l;
+  l.n = l.at = 0;
+  size_t n = align8(sizeof root) + align8(measure(&l, root.valuestring)) +
+             (root.child ? tree_size(root.child, &h, &l) : 0);
   h |= !in_range(t) || (t->string && !in_range(t->string)) ||
        (t->valuestring && !in_range(t->valuestring));
   char *block = malloc(n), *p = block;
   if (!block)
     return NULL;
-  cJSON *c = copy_list(&root, &p);
+  cJSON *c = copy_list(&root, &p, &l);
   c->prev = NULL;
   if (bytes)
     *bytes = n;

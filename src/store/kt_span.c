@@ -10,6 +10,36 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* A span carries ~25 tags: one block for all their strings instead of a
+ * malloc and a free for each (a tenth of the consumers' CPU went to the
+ * allocator). Replaced or deleted tags leave their bytes until the span is
+ * freed. */
+struct kt_strblk {
+  struct kt_strblk *next;
+  size_t used, cap;
+  char b[];
+};
+
+#define STRBLK_MIN 2048
+
+static char *span_strdup(struct kt_span *s, const char *str)
+{
+  size_t n = strlen(str) + 1;
+  struct kt_strblk *b = s->_strs;
+  if (!b || b->cap - b->used < n) {
+    size_t cap = n > STRBLK_MIN ? n : STRBLK_MIN;
+    if (!(b = malloc(sizeof *b + cap)))
+      return NULL;
+    b->next = s->_strs;
+    b->used = 0;
+    b->cap = cap;
+    s->_strs = b;
+  }
+  char *d = memcpy(b->b + b->used, str, n);
+  b->used += n;
+  return d;
+}
+
 struct kt_span *kt_span_new(const char *service, const char *operation)
 {
   struct kt_span *s = calloc(1, sizeof *s);
@@ -28,12 +58,7 @@ void kt_span_free(struct kt_span *s)
 {
   if (!s)
     return;
-  for (size_t i = 0; i < s->ntags; i++) {
-    free(s->tags[i].key);
-    free(s->tags[i].value);
-  }
   for (size_t i = 0; i < s->nlogs; i++) {
-    free(s->logs[i].type);
     free(s->logs[i].msg);
     for (size_t j = 0; j < s->logs[i].nfields; j++) {
       free(s->logs[i].fields[j].key);
@@ -45,6 +70,10 @@ void kt_span_free(struct kt_span *s)
   free(s->logs);
   free(s->service);
   free(s->operation);
+  for (struct kt_strblk *b = s->_strs, *next; b; b = next) {
+    next = b->next;
+    free(b);
+  }
   free(s);
 }
 
@@ -87,12 +116,9 @@ int kt_span_add_tag(struct kt_span *s, const char *key, const char *value)
 {
   if (KT_GROW(s->tags, s->_tags_cap, s->ntags))
     return -ENOMEM;
-  char *k = strdup(key), *v = strdup(value ? value : "");
-  if (!k || !v) {
-    free(k);
-    free(v);
+  char *k = span_strdup(s, key), *v = k ? span_strdup(s, value ? value : "") : NULL;
+  if (!v)
     return -ENOMEM;
-  }
   s->tags[s->ntags].key = k;
   s->tags[s->ntags].value = v;
   s->ntags++;
@@ -103,10 +129,9 @@ int kt_span_set_tag(struct kt_span *s, const char *key, const char *value)
 {
   for (size_t i = 0; i < s->ntags; i++) {
     if (strcmp(s->tags[i].key, key) == 0) {
-      char *v = strdup(value ? value : "");
+      char *v = span_strdup(s, value ? value : "");
       if (!v)
         return -ENOMEM;
-      free(s->tags[i].value);
       s->tags[i].value = v;
       return 0;
     }
@@ -121,7 +146,7 @@ int kt_span_add_log_owned(struct kt_span *s, int64_t ts_us, const char *type,
     free(msg);
     return -ENOMEM;
   }
-  char *t = strdup(type ? type : "");
+  char *t = span_strdup(s, type ? type : "");
   if (!t) {
     free(msg);
     return -ENOMEM;
@@ -163,8 +188,6 @@ void kt_span_del_tag(struct kt_span *s, const char *key)
 {
   for (size_t i = 0; i < s->ntags; i++) {
     if (strcmp(s->tags[i].key, key) == 0) {
-      free(s->tags[i].key);
-      free(s->tags[i].value);
       memmove(&s->tags[i], &s->tags[i + 1],
               (s->ntags - i - 1) * sizeof s->tags[0]);
       s->ntags--;
@@ -182,10 +205,12 @@ int kt_span_add_log(struct kt_span *s, int64_t ts_us, const char *type,
   return kt_span_add_log_owned(s, ts_us, type, m);
 }
 
+/* Called ~10 times per stored span over ~25 tags: the first byte rules
+ * most out without a call. */
 const char *kt_span_tag(const struct kt_span *s, const char *key)
 {
   for (size_t i = 0; i < s->ntags; i++)
-    if (strcmp(s->tags[i].key, key) == 0)
+    if (s->tags[i].key[0] == key[0] && strcmp(s->tags[i].key, key) == 0)
       return s->tags[i].value;
   return NULL;
 }

@@ -22,6 +22,11 @@ struct kt_log {
   size_t nfields;
 };
 
+struct kt_strblk; /* kt_span.c */
+
+/* Tag keys and values and log types live in the span's own string blocks
+ * (freed with the span); service, operation and log messages are separate
+ * malloc'd strings, which code may replace. */
 struct kt_span {
   uint8_t trace_id[16];
   uint64_t span_id;
@@ -33,6 +38,7 @@ struct kt_span {
   size_t ntags, _tags_cap;
   struct kt_log *logs;
   size_t nlogs, _logs_cap;
+  struct kt_strblk *_strs;
 };
 
 /* A growable array of owned spans. */

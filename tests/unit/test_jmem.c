@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,12 +129,36 @@ static void test_compact_copy(void **state)
   kt_audit_doc_free(root, 1);
 }
 
+/* A tree with more strings than the copy remembers the lengths of (1024):
+ * the rest are measured again and the copy is still exact. */
+static void test_compact_large(void **state)
+{
+  cJSON *big = cJSON_CreateObject();
+  for (int i = 0; i < 1500; i++) {
+    char k[32], v[48];
+    snprintf(k, sizeof k, "key-%d", i);
+    snprintf(v, sizeof v, "%.*s", 1 + i % 40, "value-value-value-value-value-value-value");
+    cJSON_AddStringToObject(big, k, v);
+  }
+  cJSON_AddItemToObject(big, "tail", cJSON_CreateStringArray(
+      (const char *const[]){"a", "bb", "ccc"}, 3));
+  cJSON *c = kt_jmem_compact(big, NULL, NULL);
+  assert_non_null(c);
+  char *a = cJSON_PrintUnformatted(big), *b = cJSON_PrintUnformatted(c);
+  assert_string_equal(a, b);
+  free(a);
+  free(b);
+  free(c);
+  cJSON_Delete(big);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_events_keep_the_arena),
       cmocka_unit_test(test_refused_item_releases),
       cmocka_unit_test(test_compact_copy),
+      cmocka_unit_test(test_compact_large),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
