@@ -367,25 +367,33 @@ static void free_op(struct kt__op *op)
  * and spans land on random index pages: committing 30 spans costs nearly
  * as much as committing 1,000. So a partial batch waits up to
  * batch_wait_us after its first op arrived for more, unless someone
- * flushes or the batch is full. Nobody's answer waits on it: the durable
- * webhook's 200 waits for the inbox, a database of its own (kt_inbox.h).
- * Called with q->mu held and q->head set. */
+ * flushes, the batch is full, or no op came for batch_idle_us (5 ms: the
+ * burst feeding it is over; at 200 ops/s and more ops come closer; the end
+ * of a burst waited the whole batch_wait_us before). Nobody's answer waits on
+ * it: the durable webhook's 200 waits for the inbox, a database of its own
+ * (kt_inbox.h). Called with q->mu held and q->head set. */
 static void wait_for_batch(struct kt__wq *q)
 {
   if (q->batch_wait_us <= 0)
     return;
   int64_t deadline = q->first_us + q->batch_wait_us;
+  uint64_t seen = q->seq_enqueued;
   while (q->head && q->nops < q->batch_max && !q->flushing && !q->closing &&
          !q->uhead) {
-    int64_t now = kt_mono_us();
+    int64_t now = kt_mono_us(), wake = deadline;
     if (now >= deadline)
       break;
+    if (q->batch_idle_us > 0 && now + q->batch_idle_us < deadline)
+      wake = now + q->batch_idle_us;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = ts.tv_nsec + (deadline - now) * 1000;
+    int64_t ns = ts.tv_nsec + (wake - now) * 1000;
     ts.tv_sec += ns / 1000000000;
     ts.tv_nsec = ns % 1000000000;
-    pthread_cond_timedwait(&q->has_ops, &q->mu, &ts);
+    if (pthread_cond_timedwait(&q->has_ops, &q->mu, &ts) == ETIMEDOUT &&
+        q->batch_idle_us > 0 && q->seq_enqueued == seen)
+      break; /* idle: nothing came since the last look */
+    seen = q->seq_enqueued;
   }
 }
 
@@ -502,6 +510,8 @@ int kt__wq_start(struct kt__wq *q, const struct kt_store_opts *o,
   q->batch_max = o && o->batch_max ? o->batch_max : 8192;
   q->batch_wait_us = !o || !o->batch_wait_us ? 100000
                      : o->batch_wait_us < 0 ? 0 : o->batch_wait_us;
+  q->batch_idle_us = !o || !o->batch_idle_us ? 5000
+                     : o->batch_idle_us < 0 ? 0 : o->batch_idle_us;
   q->commit = commit;
   q->ud = ud;
   q->m_lost = kt_metrics_counter(kt_metrics_default(),

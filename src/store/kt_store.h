@@ -22,6 +22,8 @@ struct kt_store_opts {
   size_t batch_max;       /* ops per transaction; 0 = 8192 */
   int64_t batch_wait_us;  /* max wait before committing a partial batch;
                              0 = 100 ms, < 0 = none */
+  int64_t batch_idle_us;  /* a partial batch that got no op for this long
+                             is committed; 0 = 5 ms, < 0 = never */
   /* SQLite only */
   const char *writer_name; /* the writer thread's name; NULL = kt-writer */
   int64_t wal_bytes;       /* WAL size that starts a checkpoint; 0 = 256 MB */

@@ -131,6 +131,7 @@ struct kt__wq {
   size_t nops, limit, batch_max;
   size_t committing; /* ops of the batch being written */
   int64_t batch_wait_us; /* how long a partial batch may wait for more */
+  int64_t batch_idle_us; /* ... unless no op came for this long (0: no) */
   int64_t first_us;      /* when the oldest queued op arrived (monotonic) */
   unsigned flushing;     /* flush() callers waiting: commit at once */
   uint64_t seq_enqueued, seq_committed;

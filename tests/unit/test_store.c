@@ -250,6 +250,25 @@ static void test_batch_wait(void **state)
   }
   assert_true(seen);
   kt_store_close(st);
+  /* a burst that stops is committed once no op came for batch_idle_us
+   * (5 ms), long before a 10 s wait is over */
+  o.batch_wait_us = 10000000;
+  assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
+  t0 = kt_mono_us();
+  for (int i = 0; i < 3; i++)
+    kt_store_put(st, make(0xc3, (uint64_t)i + 1, "w", 9000000, 10));
+  memset(t, 0xc3, 16);
+  seen = 0;
+  for (int i = 0; i < 300 && !seen; i++) { /* at most 3 s */
+    seen = kt_store_has_span(st, t, 3, NULL);
+    if (!seen) {
+      struct timespec ts = {0, 10000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  assert_true(seen);
+  assert_true(kt_mono_us() - t0 < 5000000);
+  kt_store_close(st);
 }
 
 /* The durable inbox's put commits at once, ahead of a batch still
@@ -259,7 +278,7 @@ static void test_durable_put_goes_first(void **state)
   char p2[160];
   snprintf(p2, sizeof p2, "%s/urgent.db", dir);
   struct kt_store *st;
-  struct kt_store_opts o = {.batch_wait_us = 10000000};
+  struct kt_store_opts o = {.batch_wait_us = 10000000, .batch_idle_us = -1};
   assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
   kt_store_put(st, make(0xd1, 1, "u", 9000000, 10)); /* gathering: 10 s */
   int64_t t0 = kt_mono_us();
