@@ -219,6 +219,18 @@ static void test_v1_database_opens(void **state)
   sqlite3_close(db);
 }
 
+/* Whether span id of trace t becomes visible within 3 s (no flush). */
+static int visible_soon(struct kt_store *st, const uint8_t t[16], uint64_t id)
+{
+  for (int i = 0; i < 300; i++) {
+    if (kt_store_has_span(st, t, id, NULL))
+      return 1;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
 static void test_batch_wait(void **state)
 {
   char p2[160];
@@ -240,15 +252,7 @@ static void test_batch_wait(void **state)
   assert_int_equal(kt_store_open_sqlite(p2, &o, &st), 0);
   kt_store_put(st, make(0xc2, 1, "w", 9000000, 10));
   memset(t, 0xc2, 16);
-  int seen = 0;
-  for (int i = 0; i < 300 && !seen; i++) { /* at most 3 s */
-    seen = kt_store_has_span(st, t, 1, NULL);
-    if (!seen) {
-      struct timespec ts = {0, 10000000};
-      nanosleep(&ts, NULL);
-    }
-  }
-  assert_true(seen);
+  assert_true(visible_soon(st, t, 1));
   kt_store_close(st);
   /* a burst that stops is committed once no op came for batch_idle_us
    * (5 ms), long before a 10 s wait is over */
@@ -258,15 +262,7 @@ static void test_batch_wait(void **state)
   for (int i = 0; i < 3; i++)
     kt_store_put(st, make(0xc3, (uint64_t)i + 1, "w", 9000000, 10));
   memset(t, 0xc3, 16);
-  seen = 0;
-  for (int i = 0; i < 300 && !seen; i++) { /* at most 3 s */
-    seen = kt_store_has_span(st, t, 3, NULL);
-    if (!seen) {
-      struct timespec ts = {0, 10000000};
-      nanosleep(&ts, NULL);
-    }
-  }
-  assert_true(seen);
+  assert_true(visible_soon(st, t, 3));
   assert_true(kt_mono_us() - t0 < 5000000);
   kt_store_close(st);
 }
