@@ -507,8 +507,8 @@ int kt__wq_start(struct kt__wq *q, const struct kt_store_opts *o,
   memset(q, 0, sizeof *q);
   q->rows_only = rows_only;
   q->limit = o && o->queue_limit ? o->queue_limit : 65536;
-  q->batch_max = o && o->batch_max ? o->batch_max : 8192;
-  q->batch_wait_us = !o || !o->batch_wait_us ? 100000
+  q->batch_max = o && o->batch_max ? o->batch_max : 16384;
+  q->batch_wait_us = !o || !o->batch_wait_us ? 300000
                      : o->batch_wait_us < 0 ? 0 : o->batch_wait_us;
   q->batch_idle_us = !o || !o->batch_idle_us ? 5000
                      : o->batch_idle_us < 0 ? 0 : o->batch_idle_us;

@@ -19,9 +19,9 @@ struct kt_store;
 
 struct kt_store_opts {
   size_t queue_limit;     /* spans waiting for the writer; 0 = 65536 */
-  size_t batch_max;       /* ops per transaction; 0 = 8192 */
+  size_t batch_max;       /* ops per transaction; 0 = 16384 */
   int64_t batch_wait_us;  /* max wait before committing a partial batch;
-                             0 = 100 ms, < 0 = none */
+                             0 = 300 ms, < 0 = none */
   int64_t batch_idle_us;  /* a partial batch that got no op for this long
                              is committed; 0 = 5 ms, < 0 = never */
   /* SQLite only */
