@@ -3,7 +3,8 @@
  *     2 hours (4 windows), in `tracing [full tree]`: spans shaped as the
  *     aggregator writes them (object and link spans in every window, audit
  *     spans with diff logs), the time of kt_assemble + JSON rendering.
- *  2. A search over a store holding 1M spans: kt_store_find by object.
+ *  2. A search over a store holding 1M spans: kt_store_find by object
+ *     (its windows, then its spans in each) and by resource.
  *
  *   bench_frontend [SPANS=1000000] */
 #include <stdio.h>
@@ -156,21 +157,24 @@ static int64_t view_bench(struct kt_store *st)
   return best;
 }
 
+/* The store: groups of 10 spans as the aggregator writes them, an object's
+ * window (its object span) and 9 requests in that window's trace; 25,000
+ * names x 4 resources, each in one of the 4 windows. */
 static void search_bench(struct kt_store *st, long total)
 {
   static const char *res[] = {"pods", "replicasets", "deployments", "services"};
   char name[64];
-  for (long i = 0; i < total; i++) {
-    struct obj o = {.group = "", .resource = res[i % 4], .name = name};
-    snprintf(name, sizeof name, "obj-%ld", (i / 10) % 100000);
-    int w = (int)(i % 4);
-    if (i % 10 == 0) {
-      object_span(st, &o, w);
-    } else {
+  for (long g = 0; g < total / 10; g++) {
+    struct obj o = {.group = "", .resource = res[(g / 25000) % 4], .name = name};
+    snprintf(name, sizeof name, "obj-%ld", g % 25000);
+    int w = (int)(g % 4);
+    object_span(st, &o, w);
+    for (int i = 0; i < 9; i++) {
       struct kt_span *s = kt_span_new("audit", "u update");
-      kt_random_trace_id(s->trace_id);
+      memcpy(s->trace_id, o.trace[w], 16);
       s->span_id = kt_random_u64();
-      s->start_us = T0 + w * W + (i % 1000) * 1000000LL;
+      s->parent_id = o.span[w];
+      s->start_us = T0 + w * W + (g % 1000) * 1000000LL + i;
       s->end_us = s->start_us + 1000;
       key_tags(s, &o);
       kt_span_add_tag(s, "zzz-traceSource", "audit");
