@@ -33,9 +33,10 @@ struct item {
   size_t tree_bytes;        /* arena bytes the event's tree spans */
 };
 
+#define KEY_MAX 1024 /* an object key: cluster/group/resource/ns/name */
+
 /* An event's tree as kt_jparse laid it out: from its node to the next
  * event's, when both sit in one arena chunk; else a Pod's worth. */
-#define KEY_MAX 1024
 #define TREE_GUESS 20480
 #define TREE_MAX 65536
 

@@ -38,12 +38,12 @@ cJSON *kt_decorator_body(const struct kt_audit_event *ev);
  * no longer needs the body (after the aggregator). Returns 0. */
 int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
                        const char *objkey, struct kt_span *span, int *remember);
-/* Moves the event's body (its responseObject tree) into the cache: the
- * event no longer has it afterwards. */
 /* Brings what kt_decorator_apply will read for ev (the previous version
  * of an updated object) into the caches; called an event ahead. */
 void kt_decorator_prefetch(struct kt_decorator *d,
                            const struct kt_audit_event *ev, const char *objkey);
+/* Moves the event's body (its responseObject tree) into the cache: the
+ * event no longer has it afterwards. */
 void kt_decorator_remember(struct kt_decorator *d, struct kt_audit_event *ev,
                            const char *objkey);
 
