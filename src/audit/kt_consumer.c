@@ -256,6 +256,9 @@ static void *worker(void *p)
     const char *cur_key = keyed == it ? key[k] : NULL;
     if (after)
       prefetch_item((struct item *)after);
+    /* keyed must not outlive this round: were the queue empty now, it
+     * would point at it, freed below, whose memory a later item may get. */
+    keyed = NULL;
     if (next) {
       const struct item *n = (const struct item *)next;
       k ^= 1;
