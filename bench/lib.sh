@@ -1,5 +1,5 @@
-# Shared by the bench scripts (sourced): starts a fresh kelemetry from
-# $build on loopback ports $1 (webhook), $1+6 (query) and $1+10 (metrics),
+# Shared by the bench scripts (sourced): starts a fresh kelemetry ($kt, or
+# $build/kelemetry) on loopback ports $1 (webhook), $1+6 (query) and $1+10 (metrics),
 # storing in $work/data-$1; its pid is in KPID. BENCH_FLAGS adds flags.
 # Each start waits for the page cache's dirty pages to reach the disk
 # (sync): the load file just generated (~800 MB for 150k events) or the
@@ -10,7 +10,7 @@ start_kt() {
   local p=$1
   rm -rf "$work/data-$p"
   sync
-  "$build"/kelemetry --data-dir "$work/data-$p" --http-address 127.0.0.1 --http-port "$p" \
+  "${kt:-$build/kelemetry}" --data-dir "$work/data-$p" --http-address 127.0.0.1 --http-port "$p" \
     --metrics-address 127.0.0.1 --metrics-port $((p + 10)) --query-port $((p + 6)) \
     --query-address 127.0.0.1 --log-level warn --storage-retention 0 ${BENCH_FLAGS:-} &
   KPID=$!

@@ -31,6 +31,7 @@ struct item {
   struct kt_ticket *ticket; /* the request it came in, or NULL */
   int recovered;            /* replayed: may already be stored */
   size_t tree_bytes;        /* arena bytes the event's tree spans */
+  int keyed; /* its object key was built ahead, in its worker's buffer */
 };
 
 #define KEY_MAX 1024 /* an object key: cluster/group/resource/ns/name */
@@ -246,25 +247,21 @@ static void *worker(void *p)
   struct kt_consumer *c = wa->c;
   struct kt_queue_item *qi;
   pthread_setname_np(pthread_self(), "kt-consumer");
-  char key[2][KEY_MAX];
-  const struct item *keyed = NULL; /* whose key is in key[k] */
+  char key[2][KEY_MAX]; /* key[k]: the item just popped, if it->keyed */
   int k = 0;
   while ((qi = kt_queue_pop(c->queue, wa->part))) {
     struct item *it = (struct item *)qi;
-    struct kt_queue_item *next = kt_queue_peek(c->queue, wa->part, 0);
-    struct kt_queue_item *after = next ? kt_queue_peek(c->queue, wa->part, 1) : NULL;
-    const char *cur_key = keyed == it ? key[k] : NULL;
-    if (after)
-      prefetch_item((struct item *)after);
-    /* keyed must not outlive this round: were the queue empty now, it
-     * would point at it, freed below, whose memory a later item may get. */
-    keyed = NULL;
-    if (next) {
-      const struct item *n = (const struct item *)next;
+    struct kt_queue_item *ahead[2];
+    size_t n = kt_queue_peek(c->queue, wa->part, ahead, 2);
+    const char *cur_key = it->keyed ? key[k] : NULL;
+    if (n == 2)
+      prefetch_item((struct item *)ahead[1]);
+    if (n >= 1) {
+      struct item *next = (struct item *)ahead[0];
       k ^= 1;
-      kt_audit_object_key(&n->ev, key[k], sizeof key[k]);
-      kt_decorator_prefetch(c->dec, &n->ev, key[k]);
-      keyed = n;
+      kt_audit_object_key(&next->ev, key[k], sizeof key[k]);
+      kt_decorator_prefetch(c->dec, &next->ev, key[k]);
+      next->keyed = 1;
     }
     process(c, it, cur_key);
     kt_ticket_release(it->ticket);

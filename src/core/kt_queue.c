@@ -144,16 +144,16 @@ struct kt_queue_item *kt_queue_pop(struct kt_queue *q, size_t part)
   return it;
 }
 
-struct kt_queue_item *kt_queue_peek(struct kt_queue *q, size_t part,
-                                    size_t skip)
+size_t kt_queue_peek(struct kt_queue *q, size_t part,
+                     struct kt_queue_item **out, size_t n)
 {
   struct part *p = &q->parts[part % q->npart];
+  size_t got = 0;
   pthread_mutex_lock(&p->mu);
-  struct kt_queue_item *it = p->head;
-  while (it && skip--)
-    it = it->_next;
+  for (struct kt_queue_item *it = p->head; it && got < n; it = it->_next)
+    out[got++] = it;
   pthread_mutex_unlock(&p->mu);
-  return it;
+  return got;
 }
 
 void kt_queue_wait_idle(struct kt_queue *q)

@@ -33,11 +33,12 @@ void kt_queue_unreserve(struct kt_queue *q, size_t n);
 void kt_queue_push(struct kt_queue *q, size_t part, struct kt_queue_item *it);
 /* Next item of a partition; blocks. NULL once closed and drained. */
 struct kt_queue_item *kt_queue_pop(struct kt_queue *q, size_t part);
-/* The item kt_queue_pop would return after skip others, left queued;
- * NULL if none (does not block). Only a partition's sole consumer may use
- * it (to prefetch what it will touch), as only it can pop it. */
-struct kt_queue_item *kt_queue_peek(struct kt_queue *q, size_t part,
-                                    size_t skip);
+/* The next (up to) n items kt_queue_pop would return, in that order, left
+ * queued: their number; 0 when none (does not block). Only a partition's
+ * sole consumer may use them (to prefetch what it will touch), as only it
+ * can pop them. */
+size_t kt_queue_peek(struct kt_queue *q, size_t part,
+                     struct kt_queue_item **out, size_t n);
 /* The consumer finished n items: frees their room. */
 void kt_queue_done(struct kt_queue *q, size_t n);
 /* Blocks until every reserved item is done. */

@@ -397,11 +397,15 @@ static const char *snapshot_delete(struct kt_decorator *d,
   return "hit";
 }
 
+static int is_update(const struct kt_audit_event *ev)
+{
+  return !strcmp(ev->verb, "update") || !strcmp(ev->verb, "patch");
+}
+
 void kt_decorator_prefetch(struct kt_decorator *d,
                            const struct kt_audit_event *ev, const char *objkey)
 {
-  if (d->dc && ev->code < 300 &&
-      (!strcmp(ev->verb, "update") || !strcmp(ev->verb, "patch")))
+  if (d->dc && ev->code < 300 && is_update(ev))
     kt_diffcache_prefetch(d->dc, objkey);
 }
 
@@ -433,7 +437,7 @@ int kt_decorator_apply(struct kt_decorator *d, struct kt_audit_event *ev,
     kt_decorator_sanitize(body, ev->api_group, ev->resource);
   int sub = ev->subresource && *ev->subresource;
   int redacted = body && is_redacted(d, ev, body);
-  int upd = !strcmp(ev->verb, "update") || !strcmp(ev->verb, "patch");
+  int upd = is_update(ev);
   if (redacted) {
     kt_span_add_log(span, ev->stage_us, "kelemetryError",
                     "Sensitive object content has been redacted");

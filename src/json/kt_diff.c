@@ -10,6 +10,7 @@
 #include "json/kt_diff.h"
 
 #include "core/kt_grow.h"
+#include "core/kt_swar.h"
 
 #include <errno.h>
 #include <math.h>
@@ -328,17 +329,11 @@ static void put(struct out *o, const char *s, size_t n)
   }
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* Whether one of the 8 bytes of w must be escaped: a control (< 0x20), a
- * quote or a backslash. Bytes >= 0x80 (UTF-8) never match: for them ~w
- * clears the high bit. */
+ * quote or a backslash (UTF-8 bytes, >= 0x80, never). */
 static int needs_escape(uint64_t w)
 {
-  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-  return ((((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) &
-          HIGHS) != 0;
+  return (kt_swar_below(w, 0x20) | kt_swar_eq(w, '"') | kt_swar_eq(w, '\\')) != 0;
 }
 
 /* The end of the run of bytes at p (n of them to the NUL) that print as

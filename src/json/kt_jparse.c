@@ -6,6 +6,8 @@
  * caller drops the arena). */
 #include "json/kt_jparse.h"
 
+#include "core/kt_swar.h"
+
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -162,22 +164,17 @@ static char *decode(struct parser *p, const char *s, const char *q, char *d)
   return d;
 }
 
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
 /* The first '"' or '\\' in [q, end), or end. Most strings are short and
- * have no escape: one pass 8 bytes at a time (a byte equal to c is a zero
- * byte of w ^ c*ONES; the lowest flagged byte is always a true one) where
- * two memchr calls cost more in setup than in scanning. */
+ * have no escape: one pass 8 bytes at a time (kt_swar; the lowest flagged
+ * byte is the first match) where two memchr calls cost more in setup than
+ * in scanning. */
 static const char *quote_or_backslash(const char *q, const char *end)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   for (; end - q >= 8; q += 8) {
-    uint64_t w, a, b, m;
+    uint64_t w, m;
     memcpy(&w, q, 8);
-    a = w ^ (ONES * '"');
-    b = w ^ (ONES * '\\');
-    m = (((a - ONES) & ~a) | ((b - ONES) & ~b)) & HIGHS;
+    m = kt_swar_eq(w, '"') | kt_swar_eq(w, '\\');
     if (m)
       return q + (__builtin_ctzll(m) >> 3);
   }

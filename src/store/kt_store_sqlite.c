@@ -443,6 +443,16 @@ static void where_eq(struct sql *s, const char *col, const char *val)
   s->binds[s->nbind++] = val;
 }
 
+/* The object's columns the query names. */
+static void where_object(struct sql *s, const struct kt_store_query *q)
+{
+  where_eq(s, "cluster", q->cluster);
+  where_eq(s, "resource", q->resource);
+  where_eq(s, "name", q->name);
+  where_eq(s, "namespace", q->namespace);
+  where_eq(s, "grp", q->group);
+}
+
 /* Builds the WHERE clause of a span search (its 4 leading parameters are
  * bound by bind_where). */
 static void build_where(struct sql *s, const struct kt_store_query *q)
@@ -450,11 +460,7 @@ static void build_where(struct sql *s, const struct kt_store_query *q)
   s->len += (size_t)snprintf(s->text + s->len, sizeof s->text - s->len,
                              " AND start_us >= ? AND start_us <= ?"
                              " AND end_us - start_us >= ? AND end_us - start_us <= ?");
-  where_eq(s, "cluster", q->cluster);
-  where_eq(s, "resource", q->resource);
-  where_eq(s, "name", q->name);
-  where_eq(s, "namespace", q->namespace);
-  where_eq(s, "grp", q->group);
+  where_object(s, q);
   where_eq(s, "service", q->service);
 }
 
@@ -555,11 +561,7 @@ static int collect_windows(struct sq *st, const struct kt_store_query *q,
   w.len = (size_t)snprintf(w.text, sizeof w.text,
       "SELECT trace_id FROM spans INDEXED BY spans_windows"
       " WHERE service = 'object' AND end_us >= ?1 AND start_us <= ?2");
-  where_eq(&w, "cluster", q->cluster);
-  where_eq(&w, "resource", q->resource);
-  where_eq(&w, "name", q->name);
-  where_eq(&w, "namespace", q->namespace);
-  where_eq(&w, "grp", q->group);
+  where_object(&w, q);
   snprintf(w.text + w.len, sizeof w.text - w.len, " ORDER BY end_us DESC");
   s.len = (size_t)snprintf(s.text, sizeof s.text,
       "SELECT %s FROM spans INDEXED BY spans_key WHERE trace_id = ? AND name = ?",
